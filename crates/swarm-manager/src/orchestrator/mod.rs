@@ -1,0 +1,2 @@
+//! Orchestrators: services become tasks, tasks that end are replaced,
+//! spec changes roll out. (In progress.)

@@ -1,0 +1,493 @@
+//! The write-ahead log: segment files of checksummed records, plus small
+//! state files for the vote and the purged and committed positions.
+//!
+//! Layout of a directory:
+//!
+//! ```text
+//! 00000000000000000000.wal   records with indexes 0..   (name: first index)
+//! 00000000000000004096.wal   records with indexes 4096..
+//! vote                       <crc>\n<json>   synced before a vote is answered
+//! purged                     <crc>\n<json>   synced before segments are deleted
+//! committed                  <crc>\n<json>   written lazily, not synced
+//! ```
+//!
+//! On open, every segment is read and every record's checksum verified. A
+//! damaged record at or below the last known committed index stops the
+//! open with [`WalError::Corrupt`] naming the file and offset: that data
+//! was acknowledged and is gone, and serving around it would be wrong. A
+//! damaged or partial record above it can only be an append that never
+//! finished its fsync (so it was never acknowledged): the log is cut there.
+
+pub(crate) mod meta;
+pub(crate) mod record;
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::codec::{CodecError, entry_from_bytes, entry_to_bytes};
+use crate::types::{Entry, LogId, Vote};
+
+/// Why the log could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WalError {
+    /// An I/O error on a file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Data that fails its checksum, or does not decode, where it must be
+    /// good. The log refuses to open rather than serve around it.
+    #[error("corrupt write-ahead log {} at offset {offset}: {detail}", file.display())]
+    Corrupt {
+        /// The damaged file.
+        file: PathBuf,
+        /// Byte offset of the damaged record.
+        offset: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Entries appended out of order.
+    #[error("append of index {got} where index {want} was expected")]
+    OutOfOrder {
+        /// The index expected next.
+        want: u64,
+        /// The index given.
+        got: u64,
+    },
+    /// A value could not be encoded.
+    #[error("encode: {0}")]
+    Encode(String),
+}
+
+impl WalError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        WalError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Tuning of the log.
+#[derive(Debug, Clone)]
+pub struct WalOptions {
+    /// A new segment is started once the current one exceeds this size.
+    pub max_segment_bytes: u64,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            max_segment_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// What opening a log found.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// The entries after the purged position, in order.
+    pub entries: Vec<Entry>,
+    /// The last vote saved.
+    pub vote: Option<Vote>,
+    /// The last committed position saved (possibly behind).
+    pub committed: Option<LogId>,
+    /// The position up to which entries were purged.
+    pub purged: Option<LogId>,
+    /// Bytes cut from the end of the log (an unfinished append).
+    pub truncated_tail: u64,
+}
+
+#[derive(Debug)]
+struct Segment {
+    first: u64,
+    path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Loc {
+    /// Position of the segment in `segments`.
+    segment: usize,
+    offset: u64,
+}
+
+/// Counters for group-commit statistics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WalStats {
+    /// Entries written.
+    pub entries: u64,
+    /// `fdatasync` calls on segments.
+    pub syncs: u64,
+}
+
+/// The write-ahead log files of one member.
+#[derive(Debug)]
+pub struct Wal {
+    dir: PathBuf,
+    options: WalOptions,
+    segments: Vec<Segment>,
+    /// The last segment, open for appending.
+    file: Option<File>,
+    file_len: u64,
+    /// Location of every entry from `first_index` on.
+    locs: VecDeque<Loc>,
+    first_index: u64,
+    /// Index the next append must have (`None`: empty log, nothing purged).
+    next_index: Option<u64>,
+    dir_dirty: bool,
+    stats: WalStats,
+}
+
+fn segment_name(first: u64) -> String {
+    format!("{first:020}.wal")
+}
+
+impl Wal {
+    /// Opens (or creates) the log in `dir`, verifying every record.
+    pub fn open(dir: &Path, options: WalOptions) -> Result<(Wal, Recovered), WalError> {
+        fs::create_dir_all(dir).map_err(|e| WalError::io(dir, e))?;
+        let vote: Option<Vote> = meta::load(&dir.join("vote"))?;
+        let purged: Option<LogId> = meta::load(&dir.join("purged"))?;
+        let committed: Option<LogId> = meta::load(&dir.join("committed"))?;
+        let purged_index = purged.map(|p| p.index);
+        let committed_index = committed.map(|c| c.index);
+
+        let mut found: Vec<Segment> = Vec::new();
+        for item in fs::read_dir(dir).map_err(|e| WalError::io(dir, e))? {
+            let item = item.map_err(|e| WalError::io(dir, e))?;
+            let name = item.file_name();
+            let Some(first) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".wal"))
+                .and_then(|n| n.parse().ok())
+            else {
+                continue;
+            };
+            found.push(Segment {
+                first,
+                path: item.path(),
+            });
+        }
+        found.sort_by_key(|s| s.first);
+
+        let mut wal = Wal {
+            dir: dir.to_path_buf(),
+            options,
+            segments: Vec::new(),
+            file: None,
+            file_len: 0,
+            locs: VecDeque::new(),
+            first_index: purged_index.map_or(0, |p| p + 1),
+            next_index: purged_index.map(|p| p + 1),
+            dir_dirty: false,
+            stats: WalStats::default(),
+        };
+        let mut recovered = Recovered {
+            vote,
+            committed,
+            purged,
+            ..Recovered::default()
+        };
+        let mut cut_rest = false;
+        for seg in found {
+            if cut_rest {
+                fs::remove_file(&seg.path).map_err(|e| WalError::io(&seg.path, e))?;
+                wal.dir_dirty = true;
+                continue;
+            }
+            let data = fs::read(&seg.path).map_err(|e| WalError::io(&seg.path, e))?;
+            let position = wal.segments.len();
+            let mut offset = 0usize;
+            let mut expected = seg.first;
+            let mut kept_any = false;
+            loop {
+                let bad = match record::read(&data, offset) {
+                    record::Read::End => break,
+                    record::Read::Record {
+                        index,
+                        payload,
+                        next,
+                    } => {
+                        if index != expected {
+                            Some(format!("index {index} where {expected} was expected"))
+                        } else if purged_index.is_some_and(|p| index <= p) {
+                            offset = next;
+                            expected += 1;
+                            continue;
+                        } else {
+                            if wal.next_index.is_some_and(|n| n != index) {
+                                return Err(WalError::Corrupt {
+                                    file: seg.path.clone(),
+                                    offset: offset as u64,
+                                    detail: format!(
+                                        "gap: index {index} follows {:?}",
+                                        wal.next_index
+                                    ),
+                                });
+                            }
+                            let entry = entry_from_bytes(payload).map_err(|e: CodecError| {
+                                WalError::Corrupt {
+                                    file: seg.path.clone(),
+                                    offset: offset as u64,
+                                    detail: e.to_string(),
+                                }
+                            })?;
+                            if wal.locs.is_empty() {
+                                wal.first_index = index;
+                            }
+                            wal.locs.push_back(Loc {
+                                segment: position,
+                                offset: offset as u64,
+                            });
+                            recovered.entries.push(entry);
+                            wal.next_index = Some(index + 1);
+                            kept_any = true;
+                            offset = next;
+                            expected += 1;
+                            None
+                        }
+                    }
+                    record::Read::Partial => Some("record cut short".to_string()),
+                    record::Read::Bad => Some("checksum mismatch".to_string()),
+                };
+                if let Some(detail) = bad {
+                    if committed_index.is_some_and(|c| expected <= c) {
+                        return Err(WalError::Corrupt {
+                            file: seg.path.clone(),
+                            offset: offset as u64,
+                            detail,
+                        });
+                    }
+                    // An append that never completed: cut the log here.
+                    tracing::warn!(file = %seg.path.display(), offset, %detail, "cutting unfinished tail of the log");
+                    recovered.truncated_tail += (data.len() - offset) as u64;
+                    let f = OpenOptions::new()
+                        .write(true)
+                        .open(&seg.path)
+                        .map_err(|e| WalError::io(&seg.path, e))?;
+                    f.set_len(offset as u64)
+                        .map_err(|e| WalError::io(&seg.path, e))?;
+                    f.sync_all().map_err(|e| WalError::io(&seg.path, e))?;
+                    cut_rest = true;
+                    break;
+                }
+            }
+            let len = offset as u64;
+            if !kept_any && len == 0 && cut_rest {
+                fs::remove_file(&seg.path).map_err(|e| WalError::io(&seg.path, e))?;
+                wal.dir_dirty = true;
+                continue;
+            }
+            wal.segments.push(seg);
+            wal.file_len = len;
+        }
+        if let Some(last) = wal.segments.last() {
+            let f = OpenOptions::new()
+                .append(true)
+                .open(&last.path)
+                .map_err(|e| WalError::io(&last.path, e))?;
+            wal.file = Some(f);
+        }
+        if wal.dir_dirty {
+            meta::sync_dir(dir)?;
+            wal.dir_dirty = false;
+        }
+        Ok((wal, recovered))
+    }
+
+    /// Index the next append must have, if fixed yet.
+    pub fn next_index(&self) -> Option<u64> {
+        self.next_index
+    }
+
+    /// Writes entries (not yet durable: see [`Wal::sync`]).
+    pub fn append(&mut self, entries: &[Entry]) -> Result<(), WalError> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        let mut want = self.next_index.unwrap_or(first.log_id.index);
+        let mut buf = Vec::new();
+        let mut offsets = Vec::with_capacity(entries.len());
+        for e in entries {
+            if e.log_id.index != want {
+                return Err(WalError::OutOfOrder {
+                    want,
+                    got: e.log_id.index,
+                });
+            }
+            offsets.push(buf.len() as u64);
+            record::encode(&mut buf, want, &entry_to_bytes(e));
+            want += 1;
+        }
+        if self.file.is_none()
+            || (self.file_len > 0
+                && self.file_len + buf.len() as u64 > self.options.max_segment_bytes)
+        {
+            self.rotate(first.log_id.index)?;
+        }
+        let position = self.segments.len() - 1;
+        let path = &self.segments[position].path;
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| WalError::io(path, std::io::Error::other("no open segment")))?;
+        file.write_all(&buf).map_err(|e| WalError::io(path, e))?;
+        if self.locs.is_empty() {
+            self.first_index = first.log_id.index;
+        }
+        for off in offsets {
+            self.locs.push_back(Loc {
+                segment: position,
+                offset: self.file_len + off,
+            });
+        }
+        self.file_len += buf.len() as u64;
+        self.next_index = Some(want);
+        self.stats.entries += entries.len() as u64;
+        Ok(())
+    }
+
+    /// Starts a new segment whose first entry is `first`.
+    fn rotate(&mut self, first: u64) -> Result<(), WalError> {
+        if let Some(f) = self.file.take() {
+            let path = &self.segments[self.segments.len() - 1].path;
+            f.sync_data().map_err(|e| WalError::io(path, e))?;
+        }
+        let path = self.dir.join(segment_name(first));
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| WalError::io(&path, e))?;
+        f.set_len(0).map_err(|e| WalError::io(&path, e))?;
+        self.segments.push(Segment { first, path });
+        self.file = Some(f);
+        self.file_len = 0;
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    /// Makes every written entry durable (`fdatasync`, and the directory
+    /// when a segment was created).
+    pub fn sync(&mut self) -> Result<(), WalError> {
+        if let (Some(f), Some(seg)) = (&self.file, self.segments.last()) {
+            f.sync_data().map_err(|e| WalError::io(&seg.path, e))?;
+            self.stats.syncs += 1;
+        }
+        if self.dir_dirty {
+            meta::sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Removes every entry with index `since` or above, durably.
+    pub fn truncate(&mut self, since: u64) -> Result<(), WalError> {
+        let Some(next) = self.next_index else {
+            return Ok(());
+        };
+        if since >= next {
+            return Ok(());
+        }
+        if since < self.first_index {
+            return self.drop_all(since);
+        }
+        let k = usize::try_from(since - self.first_index).unwrap_or(usize::MAX);
+        let Some(loc) = self.locs.get(k).copied() else {
+            return Ok(());
+        };
+        self.file = None;
+        while self.segments.len() > loc.segment + 1 {
+            if let Some(seg) = self.segments.pop() {
+                fs::remove_file(&seg.path).map_err(|e| WalError::io(&seg.path, e))?;
+            }
+        }
+        let seg = &self.segments[loc.segment];
+        let f = OpenOptions::new()
+            .append(true)
+            .open(&seg.path)
+            .map_err(|e| WalError::io(&seg.path, e))?;
+        f.set_len(loc.offset)
+            .map_err(|e| WalError::io(&seg.path, e))?;
+        f.sync_all().map_err(|e| WalError::io(&seg.path, e))?;
+        self.file = Some(f);
+        self.file_len = loc.offset;
+        self.locs.truncate(k);
+        self.next_index = Some(since);
+        meta::sync_dir(&self.dir)?;
+        Ok(())
+    }
+
+    /// Forgets every entry up to and including `upto` (covered by a
+    /// snapshot), deleting the segments that hold nothing newer.
+    pub fn purge(&mut self, upto: LogId) -> Result<(), WalError> {
+        meta::store(&self.dir.join("purged"), &upto, true)?;
+        let next = self.next_index.unwrap_or(0);
+        if upto.index + 1 >= next {
+            return self.drop_all(upto.index + 1);
+        }
+        let drop_n = usize::try_from((upto.index + 1).saturating_sub(self.first_index))
+            .unwrap_or(usize::MAX);
+        let drop_n = drop_n.min(self.locs.len());
+        self.locs.drain(..drop_n);
+        self.first_index = upto.index + 1;
+        // Whole segments before the one holding the first kept entry go.
+        let keep_from = self
+            .locs
+            .front()
+            .map_or(self.segments.len().saturating_sub(1), |l| l.segment);
+        if keep_from > 0 {
+            for seg in self.segments.drain(..keep_from) {
+                fs::remove_file(&seg.path).map_err(|e| WalError::io(&seg.path, e))?;
+            }
+            for l in &mut self.locs {
+                l.segment -= keep_from;
+            }
+            meta::sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every segment; the next entry will have index `next`.
+    fn drop_all(&mut self, next: u64) -> Result<(), WalError> {
+        self.file = None;
+        for seg in self.segments.drain(..) {
+            fs::remove_file(&seg.path).map_err(|e| WalError::io(&seg.path, e))?;
+        }
+        self.locs.clear();
+        self.first_index = next;
+        self.next_index = Some(next);
+        self.file_len = 0;
+        meta::sync_dir(&self.dir)?;
+        Ok(())
+    }
+
+    /// Saves the vote durably.
+    pub fn save_vote(&mut self, vote: &Vote) -> Result<(), WalError> {
+        meta::store(&self.dir.join("vote"), vote, true)
+    }
+
+    /// Saves the committed position (lazily: not synced).
+    pub fn save_committed(&mut self, committed: &Option<LogId>) -> Result<(), WalError> {
+        match committed {
+            Some(c) => meta::store(&self.dir.join("committed"), c, false),
+            None => Ok(()),
+        }
+    }
+
+    /// Group-commit counters.
+    pub fn stats(&self) -> WalStats {
+        self.stats
+    }
+
+    /// Paths of the segment files, oldest first.
+    pub fn segment_paths(&self) -> Vec<PathBuf> {
+        self.segments.iter().map(|s| s.path.clone()).collect()
+    }
+}

@@ -1,0 +1,120 @@
+//! Index keys: object ids and index values, stored inline when short (ids
+//! are 25 bytes), so that copying a B-tree node on write is a plain memory
+//! copy rather than a reference-count update per key.
+
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+const INLINE: usize = 30;
+
+/// A string key ordered and compared by its bytes.
+#[derive(Clone)]
+pub(crate) enum Key {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Arc<[u8]>),
+}
+
+impl Key {
+    pub(crate) fn new(s: &str) -> Key {
+        let b = s.as_bytes();
+        if b.len() <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            bytes[..b.len()].copy_from_slice(b);
+            // len <= INLINE = 30 fits in u8.
+            Key::Inline {
+                len: b.len() as u8,
+                bytes,
+            }
+        } else {
+            Key::Heap(Arc::from(b))
+        }
+    }
+
+    #[inline]
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Key::Heap(b) => b,
+        }
+    }
+}
+
+impl Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PartialEq for Key {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Key::Inline { len: a, bytes: x }, Key::Inline { len: b, bytes: y }) => {
+                a == b && x == y
+            }
+            _ => self.as_bytes() == other.as_bytes(),
+        }
+    }
+}
+
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    /// Byte order of the strings. Two inline keys compare as fixed-size
+    /// arrays (zero-padded) and then by length, which is the same order
+    /// and needs no slicing: `"a" < "a\0" < "a\0b" < "ab"`.
+    #[inline]
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (Key::Inline { len: a, bytes: x }, Key::Inline { len: b, bytes: y }) => {
+                x.cmp(y).then(a.cmp(b))
+            }
+            _ => self.as_bytes().cmp(other.as_bytes()),
+        }
+    }
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_order_like_their_strings() {
+        let words = [
+            "",
+            "a",
+            "ab",
+            "b",
+            "abcdefghijklmnopqrstuvwxyz0123",
+            "abcdefghijklmnopqrstuvwxyz01234567",
+            "é",
+        ];
+        for x in words {
+            for y in words {
+                assert_eq!(Key::new(x).cmp(&Key::new(y)), x.cmp(y), "{x:?} vs {y:?}");
+                assert_eq!(Key::new(x) == Key::new(y), x == y);
+            }
+            assert_eq!(Key::new(x).as_bytes(), x.as_bytes());
+        }
+    }
+}
