@@ -148,11 +148,24 @@ impl RaftNode {
                 .connector
                 .channel(&addr)
                 .map_err(|e| RaftNodeError::Remote(e.to_string()))?;
-            RaftMembershipClient::new(channel)
-                .leave(LeaveRequest { raft_id: id })
-                .await
-                .map_err(|s| RaftNodeError::Remote(s.message().to_string()))?;
-            return Ok(());
+            // The new leader judges reachability from its own replies, which
+            // it has only just started to receive: while it refuses on the
+            // quorum rule, give it a few heartbeat rounds before giving up.
+            let mut client = RaftMembershipClient::new(channel);
+            let deadline = tokio::time::Instant::now() + self.inner.election_max() * 4;
+            loop {
+                match client.leave(LeaveRequest { raft_id: id }).await {
+                    Ok(_) => return Ok(()),
+                    Err(s)
+                        if s.code() == tonic::Code::FailedPrecondition
+                            && s.message().contains("not a quorum")
+                            && tokio::time::Instant::now() < deadline =>
+                    {
+                        tokio::time::sleep(self.inner.election_max() / 4).await;
+                    }
+                    Err(s) => return Err(RaftNodeError::Remote(s.message().to_string())),
+                }
+            }
         }
         change(
             &raft,
