@@ -340,10 +340,10 @@ fn global(ctx: &Ctx<'_>, svc: &Service, tasks: &[Arc<Task>], plan: &mut Plan) ->
         }
     }
     for s in slots.values() {
-        if let SlotKey::Node(n) = &s.key {
-            if !seen.contains(n.as_str()) {
-                shut_all(s, &mut g);
-            }
+        if let SlotKey::Node(n) = &s.key
+            && !seen.contains(n.as_str())
+        {
+            shut_all(s, &mut g);
         }
     }
     let filling = g.creates.len();

@@ -162,7 +162,7 @@ impl World {
     fn set_node(&self, n: Node) {
         self.write(|tx| {
             let mut n = n;
-            n.meta = tx.get::<Node>(&n.id).unwrap().meta.clone();
+            n.meta = tx.get::<Node>(&n.id).unwrap().meta;
             tx.update(n).map(drop)
         });
     }
@@ -256,7 +256,7 @@ fn a_failed_task_restarts_after_the_delay_and_history_stays_bounded() {
     let mut w = World::new(&[ready("n1")], &[service("web", replicated(1), None)]);
     w.settle();
     for round in 0..8 {
-        w.report(|t| wanted(t), "n1", TaskState::Failed);
+        w.report(wanted, "n1", TaskState::Failed);
         let p = w.store.view_with(|v| plan(v, &Scope::All, w.now));
         assert_eq!(p.changes(), 0, "round {round}: restarted before the delay");
         assert_eq!(p.wake, Some(w.now + Duration::from_secs(2)));
@@ -281,11 +281,11 @@ fn max_attempts_stop_restarts() {
     let w = World::new(&[ready("n1")], &[svc]);
     w.settle();
     for _ in 0..2 {
-        w.report(|t| wanted(t), "n1", TaskState::Failed);
+        w.report(wanted, "n1", TaskState::Failed);
         w.settle();
         assert_eq!(w.wanted("web")[0].state(), TaskState::New);
     }
-    w.report(|t| wanted(t), "n1", TaskState::Failed);
+    w.report(wanted, "n1", TaskState::Failed);
     w.settle();
     let tasks = w.wanted("web");
     assert_eq!(tasks.len(), 1);
@@ -451,7 +451,7 @@ fn replicated_job_runs_to_its_completions_with_bounded_concurrency() {
             .filter(|t| t.state() != TaskState::Complete)
             .count();
         most = most.max(active);
-        w.report(|t| wanted(t), "n1", TaskState::Complete);
+        w.report(wanted, "n1", TaskState::Complete);
     }
     let done = by_service(&w.view())["batch"]
         .iter()
@@ -475,5 +475,5 @@ fn tasks_of_a_deleted_service_are_removed() {
     w.settle();
     w.run_all("n1");
     w.settle();
-    assert!(by_service(&w.view()).get("web").is_none());
+    assert!(!by_service(&w.view()).contains_key("web"));
 }

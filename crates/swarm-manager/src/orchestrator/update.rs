@@ -202,11 +202,12 @@ pub(crate) fn step(
             .filter(|s| !s.dirty && created(&s.keeper) >= since)
             .map(|s| status_time(&s.keeper))
             .max();
-        if let Some(last) = last_up {
-            if busy == 0 && now < last + delay {
-                plan.wake_at(last + delay);
-                return Vec::new();
-            }
+        if let Some(last) = last_up
+            && busy == 0
+            && now < last + delay
+        {
+            plan.wake_at(last + delay);
+            return Vec::new();
         }
     }
     let room = match cfg.parallelism {
