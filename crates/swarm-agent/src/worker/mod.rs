@@ -96,7 +96,9 @@ impl Worker {
         {
             let mut state = worker.state.lock();
             for task in stored {
-                let entry = worker.spawn(task.clone(), task);
+                // Resumed tasks wait for the manager's word (the first
+                // assignments) before anything is done or reported.
+                let entry = worker.spawn(task.clone(), task, true);
                 if let Some(e) = entry {
                     state.tasks.insert(e.0, e.1);
                 }
@@ -110,7 +112,7 @@ impl Worker {
         *self.ctx.node_id.lock() = node_id.to_string();
     }
 
-    fn spawn(&self, local: Task, assigned: Task) -> Option<(String, Entry)> {
+    fn spawn(&self, local: Task, assigned: Task, resumed: bool) -> Option<(String, Entry)> {
         let id = local.id.clone();
         if id.is_empty() {
             return None;
@@ -120,7 +122,7 @@ impl Worker {
             removed: false,
         });
         let local = Arc::new(Mutex::new(local));
-        let runner = Runner::new(self.ctx.clone(), arx, self.deps.subscribe(), local.clone());
+        let runner = Runner::new(self.ctx.clone(), arx, self.deps.subscribe(), local.clone(), resumed);
         let handle = tokio::spawn(runner.run());
         Some((
             id,
@@ -197,7 +199,7 @@ impl Worker {
                     });
                 }
                 None => {
-                    if let Some((id, e)) = self.spawn(task.clone(), task.clone()) {
+                    if let Some((id, e)) = self.spawn(task.clone(), task.clone(), false) {
                         state.tasks.insert(id, e);
                     }
                 }
@@ -214,7 +216,12 @@ impl Worker {
 
     /// The agent's view of a task (status = last observed), if it holds it.
     pub fn task(&self, id: &str) -> Option<Task> {
-        self.state.lock().tasks.get(id).map(|e| e.local.lock().clone())
+        self.state
+            .lock()
+            .tasks
+            .get(id)
+            .filter(|e| !e.handle.is_finished())
+            .map(|e| e.local.lock().clone())
     }
 
     /// The agent's view of every task it holds.
@@ -223,6 +230,7 @@ impl Worker {
             .lock()
             .tasks
             .values()
+            .filter(|e| !e.handle.is_finished())
             .map(|e| e.local.lock().clone())
             .collect()
     }

@@ -40,6 +40,8 @@ pub(crate) struct Runner {
     local: Arc<Mutex<Task>>,
     controller: Option<Arc<dyn Controller>>,
     started_here: bool,
+    /// Loaded from the database: wait for the first assignment.
+    resumed: bool,
 }
 
 fn stop_params(task: &Task) -> (Duration, String) {
@@ -61,6 +63,7 @@ impl Runner {
         assigned: watch::Receiver<Assigned>,
         deps: watch::Receiver<Dependencies>,
         local: Arc<Mutex<Task>>,
+        resumed: bool,
     ) -> Self {
         Runner {
             ctx,
@@ -69,6 +72,7 @@ impl Runner {
             local,
             controller: None,
             started_here: false,
+            resumed,
         }
     }
 
@@ -134,6 +138,9 @@ impl Runner {
 
     /// Runs until the task is removed (and cleaned up) or the worker goes.
     pub(crate) async fn run(mut self) {
+        if self.resumed && self.assigned.changed().await.is_err() {
+            return;
+        }
         loop {
             let assigned = self.assigned.borrow_and_update().clone();
             let desired = if assigned.removed {
