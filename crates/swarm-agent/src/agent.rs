@@ -50,7 +50,10 @@ impl std::fmt::Debug for AgentBuilder {
         f.debug_struct("AgentBuilder")
             .field("state_dir", &self.state_dir)
             .field("managers", &self.managers)
-            .field("join_token", &self.join_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "join_token",
+                &self.join_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("labels", &self.labels)
             .finish_non_exhaustive()
     }
@@ -150,9 +153,10 @@ impl AgentBuilder {
             .filter(|t| !t.is_empty())
             .map(JoinToken::parse)
             .transpose()?;
-        let executor = self.executor.clone().unwrap_or_else(|| {
-            Arc::new(ProcessExecutor::new(self.state_dir.join(TASKS_DIR)))
-        });
+        let executor = self
+            .executor
+            .clone()
+            .unwrap_or_else(|| Arc::new(ProcessExecutor::new(self.state_dir.join(TASKS_DIR))));
         Ok(Agent {
             config: self,
             managers,
@@ -172,7 +176,9 @@ pub struct Agent {
 
 impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Agent").field("config", &self.config).finish()
+        f.debug_struct("Agent")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -352,7 +358,11 @@ async fn session_loop(mut s: SessionLoop) {
     let mut pending: Vec<TaskStatusUpdate> = Vec::new();
     let mut last_failed: Option<String> = None;
     while !*s.stop.borrow() {
-        let Some(addr) = s.managers.lock().pick(last_failed.as_deref(), &mut rand::rng()) else {
+        let Some(addr) = s
+            .managers
+            .lock()
+            .pick(last_failed.as_deref(), &mut rand::rng())
+        else {
             tracing::error!("no manager to connect to");
             return;
         };
@@ -375,11 +385,11 @@ async fn session_loop(mut s: SessionLoop) {
             Ok(()) => return,
             Err(e) => e,
         };
-        if let crate::error::SessionError::Rpc(status) = &err {
-            if note_redirect(status, &s.managers) {
-                last_failed = None;
-                continue;
-            }
+        if let crate::error::SessionError::Rpc(status) = &err
+            && note_redirect(status, &s.managers)
+        {
+            last_failed = None;
+            continue;
         }
         tracing::warn!(manager = %addr, error = %err, "session ended");
         last_failed = Some(addr);

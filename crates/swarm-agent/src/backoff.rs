@@ -29,7 +29,9 @@ impl Backoff {
         let ceiling = exp.min(self.max);
         self.attempt = self.attempt.saturating_add(1);
         let half = ceiling / 2;
-        half + ceiling.saturating_sub(half).mul_f64(rng.random_range(0.0..=1.0))
+        half + ceiling
+            .saturating_sub(half)
+            .mul_f64(rng.random_range(0.0..=1.0))
     }
 
     /// Back to the shortest delay (after a successful session).

@@ -92,11 +92,7 @@ impl Case {
     }
 
     /// Polls the controller's output until a line contains `needle`.
-    async fn output(
-        &self,
-        c: &dyn Controller,
-        needle: &str,
-    ) -> Result<(), ConformanceError> {
+    async fn output(&self, c: &dyn Controller, needle: &str) -> Result<(), ConformanceError> {
         let deadline = Instant::now() + STEP;
         loop {
             if c.logs().iter().any(|l| l.line.contains(needle)) {
@@ -209,8 +205,14 @@ impl Suite {
             .check()
             .err()
             .ok_or_else(|| case.fail("check() of exit 3 is not an error"))?;
-        case.check(err.exit_code() == Some(3), format!("error {err} lacks the code"))?;
-        case.check(err.to_string().contains('3'), format!("error {err:?} does not say 3"))?;
+        case.check(
+            err.exit_code() == Some(3),
+            format!("error {err} lacks the code"),
+        )?;
+        case.check(
+            err.to_string().contains('3'),
+            format!("error {err:?} does not say 3"),
+        )?;
         case.check(
             c.container_status().exit_code == 3,
             "container status lacks the exit code",
@@ -235,7 +237,10 @@ impl Suite {
             "the stop signal was not honoured before the grace period",
         )?;
         let exit = case.step("wait", c.wait()).await?;
-        case.check(exit.code == 42, format!("exit {exit:?}, want 42 from the trap"))?;
+        case.check(
+            exit.code == 42,
+            format!("exit {exit:?}, want 42 from the trap"),
+        )?;
         case.step("remove", c.remove()).await
     }
 
@@ -252,9 +257,15 @@ impl Suite {
         let began = Instant::now();
         case.step("shutdown", c.shutdown(grace, "SIGTERM")).await?;
         let took = began.elapsed();
-        case.check(took >= grace, format!("killed after {took:?}, before the grace period"))?;
+        case.check(
+            took >= grace,
+            format!("killed after {took:?}, before the grace period"),
+        )?;
         let exit = case.step("wait", c.wait()).await?;
-        case.check(exit.signal == Some(9), format!("exit {exit:?}, want SIGKILL"))?;
+        case.check(
+            exit.signal == Some(9),
+            format!("exit {exit:?}, want SIGKILL"),
+        )?;
         case.step("remove", c.remove()).await
     }
 
@@ -270,7 +281,8 @@ impl Suite {
         case.step("start", c.start()).await?;
         let exit = case.step("wait", c.wait()).await?;
         case.check(exit.success(), format!("exit {exit:?}"))?;
-        case.output(c.as_ref(), "got:bar=baz:hello world:/tmp").await?;
+        case.output(c.as_ref(), "got:bar=baz:hello world:/tmp")
+            .await?;
         case.step("remove", c.remove()).await
     }
 
@@ -310,14 +322,20 @@ impl Suite {
         case.step("start", c.start()).await?;
         case.output(c.as_ref(), "ready").await?;
         if let Some(left) = &self.leftovers {
-            case.check(left(&task.id), "the leftovers check sees nothing of a live task")?;
+            case.check(
+                left(&task.id),
+                "the leftovers check sees nothing of a live task",
+            )?;
         }
         case.step("remove", c.remove()).await?;
         let exit = case.step("wait after remove", c.wait()).await?;
         case.check(!exit.success(), format!("exit {exit:?} of a removed task"))?;
         case.step("remove again", c.remove()).await?;
         if let Some(left) = &self.leftovers {
-            case.check(!left(&task.id), "something of the task is left after remove")?;
+            case.check(
+                !left(&task.id),
+                "something of the task is left after remove",
+            )?;
         }
         Ok(())
     }

@@ -52,7 +52,11 @@ impl Managers {
 
     /// The manager to try next: a pending redirect, else a weighted draw
     /// avoiding `last_failed` when there is a choice.
-    pub fn pick<R: Rng + ?Sized>(&mut self, last_failed: Option<&str>, rng: &mut R) -> Option<String> {
+    pub fn pick<R: Rng + ?Sized>(
+        &mut self,
+        last_failed: Option<&str>,
+        rng: &mut R,
+    ) -> Option<String> {
         if let Some(r) = self.redirect.take() {
             return Some(r);
         }
@@ -99,7 +103,11 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let mut m = Managers::new(["a:1".to_string(), "a:1".to_string()]);
         assert_eq!(m.addrs(), ["a:1"]);
-        assert_eq!(m.pick(Some("a:1"), &mut rng).as_deref(), Some("a:1"), "only choice");
+        assert_eq!(
+            m.pick(Some("a:1"), &mut rng).as_deref(),
+            Some("a:1"),
+            "only choice"
+        );
         m.update(&[peer("a:1", 1), peer("b:1", 9)]);
         let b = (0..1000)
             .filter(|_| m.pick(None, &mut rng).as_deref() == Some("b:1"))

@@ -10,7 +10,9 @@ pub fn hostname() -> String {
 /// CPUs available to the agent, in units of 1e-9 CPUs.
 pub fn nano_cpus() -> i64 {
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    i64::try_from(cpus).unwrap_or(1).saturating_mul(1_000_000_000)
+    i64::try_from(cpus)
+        .unwrap_or(1)
+        .saturating_mul(1_000_000_000)
 }
 
 /// Total memory in bytes, from `/proc/meminfo` (0 when unknown).

@@ -96,7 +96,10 @@ async fn flush(
 
 /// Runs one session with the manager at `addr` until it fails or the
 /// agent stops (`Ok`).
-pub(crate) async fn run_session(addr: &str, mut ctx: SessionContext<'_>) -> Result<(), SessionError> {
+pub(crate) async fn run_session(
+    addr: &str,
+    mut ctx: SessionContext<'_>,
+) -> Result<(), SessionError> {
     let channel = NodeChannelBuilder::new(ctx.tls.client_tls()?)
         .connect(addr)
         .await?;
@@ -122,7 +125,14 @@ pub(crate) async fn run_session(addr: &str, mut ctx: SessionContext<'_>) -> Resu
         .into_inner();
     tracing::info!(manager = addr, session = %session_id, "session open");
     ctx.connected.send_replace(true);
-    let result = session_loop(&mut ctx, &mut client, &mut session, &mut assignments, &session_id).await;
+    let result = session_loop(
+        &mut ctx,
+        &mut client,
+        &mut session,
+        &mut assignments,
+        &session_id,
+    )
+    .await;
     ctx.connected.send_replace(false);
     result
 }

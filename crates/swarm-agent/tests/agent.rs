@@ -70,10 +70,7 @@ fn task(node: &str, script: &str) -> Task {
 }
 
 async fn put(m: &Manager, t: Task) {
-    m.store()
-        .update(|tx| tx.create(t).map(drop))
-        .await
-        .unwrap();
+    m.store().update(|tx| tx.create(t).map(drop)).await.unwrap();
 }
 
 async fn stored_state(m: &Manager, id: &str, want: TaskState) -> Task {
@@ -108,7 +105,10 @@ async fn an_agent_joins_runs_its_tasks_and_restarts_from_its_certificate() {
     // The key is stored private.
     let key = dir.0.join("agent/certificates").join(swarm_pki::KEY_FILE);
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
     // Assigned tasks run and report through the dispatcher.
     let done = task(&node_id, "exit 0");
@@ -189,7 +189,12 @@ async fn a_wrong_join_token_is_refused_with_a_clear_error() {
         .await
         .unwrap_err();
     assert!(matches!(err, AgentError::Join(JoinError::Rpc(_))), "{err}");
-    assert!(!dir.0.join("a2/certificates").join(swarm_pki::KEY_FILE).exists());
+    assert!(
+        !dir.0
+            .join("a2/certificates")
+            .join(swarm_pki::KEY_FILE)
+            .exists()
+    );
 
     // Not a token at all, and no token without a certificate.
     let err = Agent::builder(dir.0.join("a3"))

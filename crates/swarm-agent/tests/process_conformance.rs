@@ -131,7 +131,8 @@ async fn secrets_live_on_tmpfs_and_go_with_the_task() {
 async fn unassigned_secret_and_bad_specs_are_refused_at_prepare() {
     let dir = common::Dir::new("refused");
     let exec = ProcessExecutor::new(&dir.0);
-    let cases: Vec<(ContainerSpec, fn(&ExecError) -> bool)> = vec![
+    type Expect = fn(&ExecError) -> bool;
+    let cases: Vec<(ContainerSpec, Expect)> = vec![
         (
             ContainerSpec {
                 command: vec!["true".into()],
@@ -192,7 +193,11 @@ async fn runs_as_the_given_user() {
     let c = exec
         .controller(
             &task_with(ContainerSpec {
-                command: vec!["/bin/sh".into(), "-c".into(), "id -u; id -g; echo END".into()],
+                command: vec![
+                    "/bin/sh".into(),
+                    "-c".into(),
+                    "id -u; id -g; echo END".into(),
+                ],
                 user: "65534:65533".into(),
                 ..Default::default()
             }),

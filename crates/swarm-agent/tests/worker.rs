@@ -175,11 +175,18 @@ async fn desired_ready_holds_then_running_starts_then_shutdown_stops() {
     let (w, mut r) = open(&dir.0);
     // A process that would exit 42 on TERM: SHUTDOWN is reported anyway,
     // since the stop was asked for.
-    let mut t = task("trap 'exit 42' TERM; while :; do sleep 0.05; done", TaskState::Ready);
+    let mut t = task(
+        "trap 'exit 42' TERM; while :; do sleep 0.05; done",
+        TaskState::Ready,
+    );
     w.apply(&complete(&[&t]));
     r.until(&t.id, TaskState::Ready).await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(r.states(&t.id).last(), Some(&TaskState::Ready), "held at READY");
+    assert_eq!(
+        r.states(&t.id).last(),
+        Some(&TaskState::Ready),
+        "held at READY"
+    );
 
     t.desired_state = TaskState::Running.into();
     w.apply(&incremental(vec![change(&t, AssignmentAction::Update)]));
@@ -204,8 +211,18 @@ async fn an_unassigned_task_is_stopped_and_cleaned_up() {
     let a = task("exec sleep 600", TaskState::Running);
     let b = task("exec sleep 600", TaskState::Running);
     w.apply(&complete(&[&a, &b]));
-    let pid_a = r.until(&a.id, TaskState::Running).await.container_status.unwrap().pid;
-    let pid_b = r.until(&b.id, TaskState::Running).await.container_status.unwrap().pid;
+    let pid_a = r
+        .until(&a.id, TaskState::Running)
+        .await
+        .container_status
+        .unwrap()
+        .pid;
+    let pid_b = r
+        .until(&b.id, TaskState::Running)
+        .await
+        .container_status
+        .unwrap()
+        .pid;
     // `a` removed explicitly, `b` by omission from a complete set.
     w.apply(&incremental(vec![change(&a, AssignmentAction::Remove)]));
     w.apply(&complete(&[]));
@@ -233,8 +250,18 @@ async fn a_restarted_worker_neither_loses_nor_duplicates_tasks() {
     let (pid_running, pid_stopping) = {
         let (w, mut r) = open(&dir.0);
         w.apply(&complete(&[&running, &stopping, &held]));
-        let p1 = r.until(&running.id, TaskState::Running).await.container_status.unwrap().pid;
-        let p2 = r.until(&stopping.id, TaskState::Running).await.container_status.unwrap().pid;
+        let p1 = r
+            .until(&running.id, TaskState::Running)
+            .await
+            .container_status
+            .unwrap()
+            .pid;
+        let p2 = r
+            .until(&stopping.id, TaskState::Running)
+            .await
+            .container_status
+            .unwrap()
+            .pid;
         r.until(&held.id, TaskState::Ready).await;
         w.shutdown().await;
         (p1, p2)

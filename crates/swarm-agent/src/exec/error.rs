@@ -50,9 +50,7 @@ pub enum ExecError {
     },
     /// Secrets need an in-memory filesystem, which only root may mount;
     /// they are never written to disk instead.
-    #[error(
-        "secrets need a tmpfs mount, which requires root (refusing to write secrets to disk)"
-    )]
+    #[error("secrets need a tmpfs mount, which requires root (refusing to write secrets to disk)")]
     SecretsNeedRoot,
     /// A method was called out of order (e.g. wait before start).
     #[error("{0}")]

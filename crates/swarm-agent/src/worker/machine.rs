@@ -3,7 +3,7 @@
 //!
 //! Observed states only move forward (ACCEPTED → PREPARING → READY →
 //! STARTING → RUNNING → COMPLETE/FAILED/SHUTDOWN); the runner
-//! ([`super::runner`]) executes the steps and reports each state reached.
+//! (the task runner of [`super::Worker`]) executes the steps and reports each state reached.
 
 use swarm_api::v1::TaskState;
 

@@ -122,7 +122,13 @@ impl Worker {
             removed: false,
         });
         let local = Arc::new(Mutex::new(local));
-        let runner = Runner::new(self.ctx.clone(), arx, self.deps.subscribe(), local.clone(), resumed);
+        let runner = Runner::new(
+            self.ctx.clone(),
+            arx,
+            self.deps.subscribe(),
+            local.clone(),
+            resumed,
+        );
         let handle = tokio::spawn(runner.run());
         Some((
             id,

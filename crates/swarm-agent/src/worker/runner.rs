@@ -93,14 +93,16 @@ impl Runner {
             let mut local = self.local.lock();
             let current = local.status.clone().unwrap_or_default();
             let err = err.map(ToString::to_string).unwrap_or_default();
-            if state < current.state() || (state == current.state() && current.message == message && current.err == err) {
+            if state < current.state()
+                || (state == current.state() && current.message == message && current.err == err)
+            {
                 return;
             }
             let mut container = self
                 .controller
                 .as_ref()
                 .map(|c| c.container_status())
-                .unwrap_or_else(ContainerStatus::default);
+                .unwrap_or_default();
             if let Some(exit) = exit {
                 container.exit_code = exit.code;
             }
@@ -151,7 +153,10 @@ impl Runner {
             self.local.lock().desired_state = desired.into();
             let step = next_step(self.observed(), desired, self.started_here);
             match step {
-                Step::Accept => self.report(TaskState::Accepted, "accepted", None, None).await,
+                Step::Accept => {
+                    self.report(TaskState::Accepted, "accepted", None, None)
+                        .await
+                }
                 Step::Prepare => self.prepare().await,
                 Step::Start => self.start().await,
                 Step::Recover => self.recover(desired).await,
@@ -175,7 +180,8 @@ impl Runner {
     }
 
     async fn prepare(&mut self) {
-        self.report(TaskState::Preparing, "preparing", None, None).await;
+        self.report(TaskState::Preparing, "preparing", None, None)
+            .await;
         let result = match self.controller() {
             Ok(c) => c.prepare().await,
             Err(e) => Err(e),
@@ -190,11 +196,14 @@ impl Runner {
     }
 
     async fn start(&mut self) {
-        self.report(TaskState::Starting, "starting", None, None).await;
+        self.report(TaskState::Starting, "starting", None, None)
+            .await;
         let c = match self.controller() {
             Ok(c) => c,
             Err(e) => {
-                return self.report(TaskState::Rejected, "starting failed", Some(&e), None).await;
+                return self
+                    .report(TaskState::Rejected, "starting failed", Some(&e), None)
+                    .await;
             }
         };
         // A restarted agent holds a new controller: prepare is idempotent.
@@ -222,8 +231,13 @@ impl Runner {
         match recovered {
             Ok(Recovered::Running) => self.started_here = true,
             Ok(Recovered::Gone) if desired >= TaskState::Shutdown => {
-                self.report(TaskState::Shutdown, "shutdown (agent restarted)", None, None)
-                    .await;
+                self.report(
+                    TaskState::Shutdown,
+                    "shutdown (agent restarted)",
+                    None,
+                    None,
+                )
+                .await;
             }
             Ok(Recovered::Gone) => {
                 let err = ExecError::State("the task's process is gone after an agent restart");
@@ -243,7 +257,8 @@ impl Runner {
         let c = match self.controller() {
             Ok(c) => c,
             Err(e) => {
-                self.report(TaskState::Failed, "lost the task", Some(&e), None).await;
+                self.report(TaskState::Failed, "lost the task", Some(&e), None)
+                    .await;
                 return true;
             }
         };
@@ -276,27 +291,28 @@ impl Runner {
             if let Err(e) = c.shutdown(grace, &signal).await {
                 tracing::warn!(task = %task.id, error = %e, "shutdown failed: terminating");
                 if let Err(e) = c.terminate().await {
-                    return self.report(TaskState::Failed, "shutdown failed", Some(&e), None).await;
+                    return self
+                        .report(TaskState::Failed, "shutdown failed", Some(&e), None)
+                        .await;
                 }
             }
         }
-        let exit = self
-            .controller
-            .as_ref()
-            .and_then(|c| (c.container_status().pid > 0).then(|| ExitStatus::code(c.container_status().exit_code)));
-        self.report(TaskState::Shutdown, "shutdown", None, exit).await;
+        let exit = self.controller.as_ref().and_then(|c| {
+            (c.container_status().pid > 0).then(|| ExitStatus::code(c.container_status().exit_code))
+        });
+        self.report(TaskState::Shutdown, "shutdown", None, exit)
+            .await;
     }
 
     /// The task is no longer assigned: release what it holds, forget it.
     async fn cleanup(&mut self) {
         let id = self.local.lock().id.clone();
         let touched = self.observed() >= TaskState::Preparing;
-        if self.controller.is_some() || touched {
-            if let Ok(c) = self.controller() {
-                if let Err(e) = c.remove().await {
-                    tracing::warn!(task = %id, error = %e, "removing the task failed");
-                }
-            }
+        if (self.controller.is_some() || touched)
+            && let Ok(c) = self.controller()
+            && let Err(e) = c.remove().await
+        {
+            tracing::warn!(task = %id, error = %e, "removing the task failed");
         }
         if let Err(e) = self.ctx.db.delete(id.clone()).await {
             tracing::error!(task = %id, error = %e, "cannot forget the task");

@@ -395,7 +395,11 @@ impl Controller for ProcessController {
     fn container_status(&self) -> ContainerStatus {
         let pid = self.pid.load(Ordering::SeqCst);
         ContainerStatus {
-            container_id: if pid > 0 { pid.to_string() } else { String::new() },
+            container_id: if pid > 0 {
+                pid.to_string()
+            } else {
+                String::new()
+            },
             pid,
             exit_code: self.exited().map_or(0, |e| e.code),
         }

@@ -21,17 +21,17 @@ const DEFAULT_MODE: u32 = 0o444;
 
 /// A relative path under a base directory, refusing `..` and (for
 /// secrets) absolute names.
-fn target_path(
-    base: &Path,
-    name: &str,
-    allow_absolute: bool,
-) -> Result<PathBuf, ExecError> {
+fn target_path(base: &Path, name: &str, allow_absolute: bool) -> Result<PathBuf, ExecError> {
     let rel = if allow_absolute {
         name.trim_start_matches('/')
     } else {
         name
     };
-    let bad = || ExecError::InvalidSpec(format!("file target {name:?} must be a relative path without `..`"));
+    let bad = || {
+        ExecError::InvalidSpec(format!(
+            "file target {name:?} must be a relative path without `..`"
+        ))
+    };
     if rel.is_empty() {
         return Err(bad());
     }
@@ -47,7 +47,10 @@ fn write_file(path: &Path, data: &[u8], target: Option<&FileTarget>) -> Result<(
         fs::create_dir_all(parent).map_err(ExecError::io(parent))?;
     }
     fs::write(path, data).map_err(ExecError::io(path))?;
-    let mode = target.map(|t| t.mode).filter(|m| *m != 0).unwrap_or(DEFAULT_MODE);
+    let mode = target
+        .map(|t| t.mode)
+        .filter(|m| *m != 0)
+        .unwrap_or(DEFAULT_MODE);
     fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777))
         .map_err(ExecError::io(path))?;
     let parse = |s: &str, what: &str| -> Result<Option<u32>, ExecError> {
@@ -68,10 +71,7 @@ fn write_file(path: &Path, data: &[u8], target: Option<&FileTarget>) -> Result<(
 
 /// True when `dir` is a mount point (on another device than its parent).
 pub(crate) fn is_mount_point(dir: &Path) -> bool {
-    let (Ok(me), Some(Ok(parent))) = (
-        fs::metadata(dir),
-        dir.parent().map(fs::metadata),
-    ) else {
+    let (Ok(me), Some(Ok(parent))) = (fs::metadata(dir), dir.parent().map(fs::metadata)) else {
         return false;
     };
     me.dev() != parent.dev()
@@ -91,7 +91,11 @@ pub(crate) fn write_secrets(
     let mut total = 0usize;
     for r in refs {
         let secret = deps.secret(&r.secret_id)?;
-        let data = secret.spec.as_ref().map(|s| s.data.as_slice()).unwrap_or_default();
+        let data = secret
+            .spec
+            .as_ref()
+            .map(|s| s.data.as_slice())
+            .unwrap_or_default();
         let name = r
             .file
             .as_ref()
@@ -130,7 +134,11 @@ pub(crate) fn write_configs(
 ) -> Result<(), ExecError> {
     for r in refs {
         let config = deps.config(&r.config_id)?;
-        let data = config.spec.as_ref().map(|s| s.data.as_slice()).unwrap_or_default();
+        let data = config
+            .spec
+            .as_ref()
+            .map(|s| s.data.as_slice())
+            .unwrap_or_default();
         let name = r
             .file
             .as_ref()

@@ -110,6 +110,9 @@ mod tests {
         assert_eq!(lines, ["l1", "l2", "l3", "l4", "l5"]);
         assert_eq!(b.dropped(), 1);
         b.push(true, "x".repeat(MAX_LINE_BYTES + 10));
-        assert!(b.lines().is_empty(), "a line larger than the buffer evicts all");
+        assert!(
+            b.lines().is_empty(),
+            "a line larger than the buffer evicts all"
+        );
     }
 }

@@ -21,7 +21,11 @@ pub(crate) fn resolve_user(spec: &str) -> Result<ResolvedUser, ExecError> {
     };
     let entry = match user.parse::<u32>() {
         Ok(uid) => User::from_uid(Uid::from_raw(uid)).map_err(|_| unknown())?,
-        Err(_) => Some(User::from_name(user).map_err(|_| unknown())?.ok_or_else(unknown)?),
+        Err(_) => Some(
+            User::from_name(user)
+                .map_err(|_| unknown())?
+                .ok_or_else(unknown)?,
+        ),
     };
     let uid = match (&entry, user.parse::<u32>()) {
         (Some(e), _) => e.uid.as_raw(),
