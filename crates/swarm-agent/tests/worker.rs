@@ -301,3 +301,49 @@ async fn a_restarted_worker_neither_loses_nor_duplicates_tasks() {
     assert_eq!(starts.lines().count(), 2, "{starts}");
     w.shutdown().await;
 }
+
+fn with_health(mut t: Task, test: &[&str]) -> Task {
+    let c = t.spec.as_mut().unwrap().container.as_mut().unwrap();
+    c.healthcheck = Some(HealthConfig {
+        test: test.iter().map(|s| s.to_string()).collect(),
+        interval: Some(Duration::from_millis(100)),
+        timeout: Some(Duration::from_secs(2)),
+        retries: 2,
+        start_period: None,
+    });
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unhealthy_task_fails_and_a_healthy_one_completes() {
+    init_logs();
+    let dir = Dir::new("health");
+    let (w, mut r) = open(&dir.0);
+    let sick = with_health(
+        task("exec sleep 600", TaskState::Running),
+        &["CMD-SHELL", "exit 1"],
+    );
+    let fine = with_health(
+        task("sleep 0.5; exit 0", TaskState::Running),
+        &["CMD", "true"],
+    );
+    w.apply(&complete(&[&sick, &fine]));
+    let pid = r
+        .until(&sick.id, TaskState::Running)
+        .await
+        .container_status
+        .unwrap()
+        .pid;
+    let failed = r.until(&sick.id, TaskState::Failed).await;
+    assert_eq!(failed.message, "unhealthy");
+    assert!(
+        failed.err.contains("2 consecutive failed health checks"),
+        "{failed:?}"
+    );
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the unhealthy process is stopped"
+    );
+    r.until(&fine.id, TaskState::Complete).await;
+    w.shutdown().await;
+}

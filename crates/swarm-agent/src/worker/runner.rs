@@ -276,6 +276,10 @@ impl Runner {
                         Ok(exit) => self.report(TaskState::Complete, "finished", None, Some(exit)).await,
                         Err(e) => self.report(TaskState::Failed, "task failed", Some(&e), Some(exit)).await,
                     },
+                    Err(e @ ExecError::Unhealthy(_)) => {
+                        let exit = c.container_status().exit_code;
+                        self.report(TaskState::Failed, "unhealthy", Some(&e), Some(ExitStatus::code(exit))).await;
+                    }
                     Err(e) => self.report(TaskState::Failed, "lost the task", Some(&e), None).await,
                 }
                 true

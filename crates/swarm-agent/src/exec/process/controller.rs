@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::files;
+use super::health::{HealthPlan, HealthState};
 use super::logs::LogBuffer;
 use super::user::resolve_user;
 use crate::exec::{
@@ -50,6 +51,8 @@ pub struct ProcessController {
     exit: watch::Sender<Option<ExitStatus>>,
     pid: AtomicI32,
     tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
+    health: Option<HealthPlan>,
+    health_state: parking_lot::Mutex<Option<HealthState>>,
 }
 
 impl ProcessController {
@@ -60,6 +63,9 @@ impl ProcessController {
             .as_ref()
             .and_then(|s| s.container.clone())
             .unwrap_or_default();
+        let health = HealthPlan::from_spec(spec.healthcheck.as_ref())
+            .ok()
+            .flatten();
         // Keep only what this task refers to.
         let mut mine = Dependencies::default();
         for r in &spec.secrets {
@@ -82,6 +88,9 @@ impl ProcessController {
             exit: watch::channel(None).0,
             pid: AtomicI32::new(0),
             tasks: parking_lot::Mutex::new(Vec::new()),
+            // Invalid checks are refused by `prepare`.
+            health,
+            health_state: parking_lot::Mutex::new(None),
         }
     }
 
@@ -144,6 +153,7 @@ impl ProcessController {
             }
         }
         parse_signal(&s.stop_signal)?;
+        HealthPlan::from_spec(s.healthcheck.as_ref())?;
         Ok(())
     }
 
@@ -157,7 +167,12 @@ impl ProcessController {
     }
 
     fn command(&self) -> Result<tokio::process::Command, ExecError> {
-        let argv = self.argv();
+        self.command_for(&self.argv())
+    }
+
+    /// A command run like the task's own process (environment, user,
+    /// directory, process group), e.g. a health check.
+    fn command_for(&self, argv: &[String]) -> Result<tokio::process::Command, ExecError> {
         let (program, args) = argv
             .split_first()
             .ok_or_else(|| ExecError::InvalidSpec("empty command".into()))?;
@@ -239,6 +254,50 @@ impl ProcessController {
         }
         // Whatever the process left behind in its group goes too.
         self.signal_group(Signal::SIGKILL)
+    }
+}
+
+impl ProcessController {
+    /// Runs the health checks until the task is unhealthy; returns why.
+    async fn check_health(&self, plan: &HealthPlan) -> String {
+        loop {
+            let next = {
+                let mut state = self.health_state.lock();
+                let s = state
+                    .get_or_insert_with(|| HealthState::new(tokio::time::Instant::now(), plan));
+                s.next_check
+            };
+            tokio::time::sleep_until(next).await;
+            let failure = self.run_check(plan).await;
+            let now = tokio::time::Instant::now();
+            let mut state = self.health_state.lock();
+            let s = state.get_or_insert_with(|| HealthState::new(now, plan));
+            if let Some(why) = s.record(plan, now, failure) {
+                return why;
+            }
+        }
+    }
+
+    /// One check: `None` when healthy, else why not.
+    async fn run_check(&self, plan: &HealthPlan) -> Option<String> {
+        let mut cmd = match self.command_for(&plan.argv) {
+            Ok(c) => c,
+            Err(e) => return Some(e.to_string()),
+        };
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => return Some(format!("cannot run the check: {e}")),
+        };
+        match tokio::time::timeout(plan.timeout, child.wait()).await {
+            Ok(Ok(s)) if s.success() => None,
+            Ok(Ok(s)) => Some(format!("check exited with {s}")),
+            Ok(Err(e)) => Some(format!("check failed: {e}")),
+            Err(_) => {
+                let _ = child.start_kill();
+                Some(format!("check timed out after {:?}", plan.timeout))
+            }
+        }
     }
 }
 
@@ -331,7 +390,25 @@ impl Controller for ProcessController {
             }
             Phase::Removed => {}
         }
-        Ok(self.wait_exit().await)
+        let Some(plan) = &self.health else {
+            return Ok(self.wait_exit().await);
+        };
+        if let Some(why) = self
+            .health_state
+            .lock()
+            .as_ref()
+            .and_then(|h| h.unhealthy.clone())
+        {
+            return Err(ExecError::Unhealthy(why));
+        }
+        tokio::select! {
+            exit = self.wait_exit() => Ok(exit),
+            why = self.check_health(plan) => {
+                tracing::info!(task = %self.task_id, reason = %why, "task unhealthy: stopping it");
+                self.stop_started(Duration::ZERO, Signal::SIGKILL).await?;
+                Err(ExecError::Unhealthy(why))
+            }
+        }
     }
 
     async fn shutdown(&self, grace: Duration, signal: &str) -> Result<(), ExecError> {

@@ -18,12 +18,19 @@
 //! children too; stdout and stderr are kept in a bounded [`LogBuffer`].
 //! It runs as the spec's `user` when set (`name`, `uid`, `uid:gid`).
 //!
+//! A `healthcheck` (`CMD` or `CMD-SHELL`) runs like the task's process,
+//! every `interval`; `retries` consecutive failures after the
+//! `start_period` make the task unhealthy: it is killed and
+//! [`Controller::wait`] returns [`ExecError::Unhealthy`] (the task manager
+//! reports FAILED, message `unhealthy`).
+//!
 //! Not supported (the task is rejected with a clear error): images,
 //! mounts, supplementary groups, capabilities, a TTY, a read-only root.
 //! The process shares the node's network namespace.
 
 mod controller;
 mod files;
+mod health;
 mod logs;
 mod user;
 
@@ -33,6 +40,7 @@ use async_trait::async_trait;
 use swarm_api::v1::{EngineDescription, NodeDescription, Platform, Resources, Task};
 
 pub use controller::ProcessController;
+pub use health::{DEFAULT_INTERVAL, DEFAULT_RETRIES, DEFAULT_TIMEOUT};
 pub use logs::{LogBuffer, MAX_LINE_BYTES};
 
 use super::{Controller, Dependencies, ExecError, Executor};
