@@ -21,8 +21,12 @@ use swarm_manager::{Manager, ManagerBuilder};
 use swarm_pki::{JoinError, JoinToken};
 
 async fn manager(dir: &std::path::Path) -> Manager {
+    manager_at(dir, "127.0.0.1:0").await
+}
+
+async fn manager_at(dir: &std::path::Path, addr: &str) -> Manager {
     ManagerBuilder::new(dir.join("manager"))
-        .listen_addr("127.0.0.1:0".parse().unwrap())
+        .listen_addr(addr.parse().unwrap())
         .raft_config(swarm_raft::RaftConfig::fast())
         .dispatcher_config(DispatcherConfig {
             heartbeat_period: Duration::from_millis(300),
@@ -211,5 +215,67 @@ async fn a_wrong_join_token_is_refused_with_a_clear_error() {
         .await
         .unwrap_err();
     assert!(matches!(err, AgentError::NotJoined(_)), "{err}");
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_agent_heartbeats_and_reconnects_when_the_manager_comes_back() {
+    init_logs();
+    let dir = Dir::new("reconnect");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let m = manager_at(&dir.0, &addr).await;
+    let token = m.join_tokens().unwrap().worker.to_string();
+    let a = agent(&m, &dir.0, Some(token)).await;
+    let node_id = a.node_id().to_string();
+    let long = task(&node_id, "exec sleep 600");
+    put(&m, long.clone()).await;
+    stored_state(&m, &long.id, TaskState::Running).await;
+
+    // Heartbeats at the manager's period keep the node ready past several
+    // grace periods (300 ms x 3).
+    let counters = m.dispatcher().counters();
+    let base = counters
+        .heartbeats
+        .load(std::sync::atomic::Ordering::Relaxed);
+    eventually("heartbeats", || async {
+        (counters
+            .heartbeats
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= base + 6)
+            .then_some(())
+    })
+    .await;
+    let n = m.store().view().get::<Node>(&node_id).unwrap();
+    assert_eq!(n.status.as_ref().unwrap().state(), NodeState::Ready);
+
+    // The manager goes away and comes back on the same address.
+    m.shutdown().await;
+    eventually("session lost", || async {
+        (!a.is_connected()).then_some(())
+    })
+    .await;
+    let m = manager_at(&dir.0, &addr).await;
+    tokio::time::timeout(WAIT, a.connected()).await.unwrap();
+    eventually("node ready again", || async {
+        let n = m.store().view().get::<Node>(&node_id)?;
+        (n.status.as_ref()?.state() == NodeState::Ready).then_some(())
+    })
+    .await;
+    // The task kept running and still answers to its desired state.
+    m.store()
+        .update(|tx| {
+            let mut t = (*tx.get::<Task>(&long.id).unwrap()).clone();
+            t.desired_state = TaskState::Shutdown.into();
+            tx.update(t).map(drop)
+        })
+        .await
+        .unwrap();
+    stored_state(&m, &long.id, TaskState::Shutdown).await;
+    a.shutdown().await;
     m.shutdown().await;
 }
