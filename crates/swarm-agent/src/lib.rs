@@ -42,6 +42,38 @@
 //! # }
 //! ```
 
+//!
+//! Or keep a handle, e.g. to report the node id:
+//!
+//! ```no_run
+//! # async fn demo(agent: swarm_agent::Agent) -> Result<(), swarm_agent::AgentError> {
+//! let handle = agent.start().await?; // joins, or loads the stored certificate
+//! println!("node {}", handle.node_id());
+//! handle.connected().await; // a session with a manager is open
+//! // ... later
+//! handle.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # State directory
+//!
+//! ```text
+//! <state dir>/certificates/{node.key (0600), node.crt, root.crt}
+//! <state dir>/tasks.redb          the local task database
+//! <state dir>/tasks/<task id>/    task directories of the default process executor
+//! ```
+//!
+//! # Contracts with the manager
+//!
+//! - Desired states: up to READY = prepare only; RUNNING or COMPLETE = run;
+//!   SHUTDOWN and above (or no longer assigned) = stop.
+//! - A task the agent has started is never started again, even after an
+//!   agent restart: a task found gone is reported FAILED with message
+//!   `agent restarted`. Orchestrators replace it.
+//! - Statuses are reported in order, forward only, with `applied_by` set to
+//!   the node id; after a reconnect the latest status of each task the
+//!   manager is behind on is sent again.
+
 #![forbid(unsafe_code)]
 
 pub mod agent;

@@ -75,11 +75,30 @@ fn apply_session_message(msg: &SessionMessage, ctx: &SessionContext<'_>) {
     }
 }
 
+/// Above this many unsent reports (a long disconnection), only the latest
+/// per task is kept: the manager accepts jumps forward.
+const COMPACT_ABOVE: usize = 10_000;
+
+/// Keeps the last report of each task, in the order of those reports.
+pub(crate) fn compact(pending: &mut Vec<TaskStatusUpdate>) {
+    let mut seen = std::collections::HashSet::new();
+    let mut kept: Vec<TaskStatusUpdate> = pending
+        .drain(..)
+        .rev()
+        .filter(|u| seen.insert(u.task_id.clone()))
+        .collect();
+    kept.reverse();
+    *pending = kept;
+}
+
 async fn flush(
     client: &mut DispatcherClient<Channel>,
     session_id: &str,
     pending: &mut Vec<TaskStatusUpdate>,
 ) -> Result<(), SessionError> {
+    if pending.len() > COMPACT_ABOVE {
+        compact(pending);
+    }
     while !pending.is_empty() {
         let n = pending.len().min(MAX_BATCH);
         let updates: Vec<TaskStatusUpdate> = pending[..n].to_vec();
@@ -183,5 +202,62 @@ async fn session_loop(
                 flush(client, session_id, ctx.pending).await?;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swarm_api::v1::{TaskState, TaskStatus};
+
+    fn update(id: &str, state: TaskState) -> TaskStatusUpdate {
+        TaskStatusUpdate {
+            task_id: id.into(),
+            status: Some(TaskStatus {
+                state: state.into(),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn compaction_keeps_the_latest_per_task() {
+        let mut p = vec![
+            update("a", TaskState::Accepted),
+            update("b", TaskState::Accepted),
+            update("a", TaskState::Running),
+        ];
+        compact(&mut p);
+        let got: Vec<(String, TaskState)> = p
+            .iter()
+            .map(|u| (u.task_id.clone(), u.status.as_ref().unwrap().state()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("b".to_string(), TaskState::Accepted),
+                ("a".to_string(), TaskState::Running)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_follower_refusal_redirects_to_the_leader() {
+        let managers = Mutex::new(Managers::new(["m1:1".to_string()]));
+        let mut refusal = tonic::Status::failed_precondition("not the leader");
+        refusal
+            .metadata_mut()
+            .insert(LEADER_ADDR_KEY, "m2:1".parse().unwrap());
+        assert!(note_redirect(&refusal, &managers));
+        assert_eq!(
+            managers.lock().pick(None, &mut rand::rng()).as_deref(),
+            Some("m2:1")
+        );
+        assert!(!note_redirect(
+            &tonic::Status::unavailable("down"),
+            &managers
+        ));
+        let bare = tonic::Status::failed_precondition("no leader known");
+        assert!(!note_redirect(&bare, &managers));
     }
 }
