@@ -1,0 +1,501 @@
+//! The controller of one process task.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use swarm_api::v1::{ContainerSpec, ContainerStatus, Task};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::files;
+use super::health::{HealthPlan, HealthState};
+use super::logs::LogBuffer;
+use super::user::resolve_user;
+use crate::exec::{
+    Controller, Dependencies, ExecError, ExitStatus, LogLine, Recovered, parse_signal,
+};
+
+/// `PATH` given to tasks.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How long to wait for a killed process to be reaped.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    New,
+    Prepared,
+    Started,
+    /// Shut down before it was started: it never will be.
+    Stopped,
+    Removed,
+}
+
+/// Drives one task as a child process. See the [module docs](super).
+#[derive(Debug)]
+pub struct ProcessController {
+    task_id: String,
+    spec: ContainerSpec,
+    deps: Dependencies,
+    dir: PathBuf,
+    logs: LogBuffer,
+    phase: tokio::sync::Mutex<Phase>,
+    exit: watch::Sender<Option<ExitStatus>>,
+    pid: AtomicI32,
+    tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
+    health: Option<HealthPlan>,
+    health_state: parking_lot::Mutex<Option<HealthState>>,
+}
+
+impl ProcessController {
+    /// A controller for `task` living in `dir`.
+    pub fn new(task: &Task, deps: &Dependencies, dir: PathBuf, log_bytes: usize) -> Self {
+        let spec = task
+            .spec
+            .as_ref()
+            .and_then(|s| s.container.clone())
+            .unwrap_or_default();
+        let health = HealthPlan::from_spec(spec.healthcheck.as_ref())
+            .ok()
+            .flatten();
+        // Keep only what this task refers to.
+        let mut mine = Dependencies::default();
+        for r in &spec.secrets {
+            if let Some(s) = deps.secrets.get(&r.secret_id) {
+                mine.secrets.insert(r.secret_id.clone(), s.clone());
+            }
+        }
+        for r in &spec.configs {
+            if let Some(c) = deps.configs.get(&r.config_id) {
+                mine.configs.insert(r.config_id.clone(), c.clone());
+            }
+        }
+        ProcessController {
+            task_id: task.id.clone(),
+            spec,
+            deps: mine,
+            dir,
+            logs: LogBuffer::new(log_bytes),
+            phase: tokio::sync::Mutex::new(Phase::New),
+            exit: watch::channel(None).0,
+            pid: AtomicI32::new(0),
+            tasks: parking_lot::Mutex::new(Vec::new()),
+            // Invalid checks are refused by `prepare`.
+            health,
+            health_state: parking_lot::Mutex::new(None),
+        }
+    }
+
+    /// The task's output buffer.
+    pub fn log_buffer(&self) -> &LogBuffer {
+        &self.logs
+    }
+
+    fn work_dir(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+
+    fn secrets_dir(&self) -> PathBuf {
+        self.dir.join("run").join("secrets")
+    }
+
+    fn configs_dir(&self) -> PathBuf {
+        self.dir.join("configs")
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.dir.join("pid")
+    }
+
+    fn unsupported(what: &str) -> ExecError {
+        ExecError::Unsupported {
+            executor: super::EXECUTOR_NAME.to_string(),
+            what: what.to_string(),
+        }
+    }
+
+    /// Checks what the process executor can run.
+    fn validate(&self) -> Result<(), ExecError> {
+        let s = &self.spec;
+        if s.command.is_empty() && s.args.is_empty() {
+            return Err(ExecError::InvalidSpec(
+                "the process executor needs a command".into(),
+            ));
+        }
+        if !s.mounts.is_empty() {
+            return Err(Self::unsupported("mounts"));
+        }
+        if !s.groups.is_empty() {
+            return Err(Self::unsupported("supplementary groups"));
+        }
+        if !s.capability_add.is_empty() || !s.capability_drop.is_empty() {
+            return Err(Self::unsupported("capabilities"));
+        }
+        if s.tty {
+            return Err(Self::unsupported("tty"));
+        }
+        if s.read_only {
+            return Err(Self::unsupported("read-only root filesystem"));
+        }
+        for e in &s.env {
+            if !e.contains('=') || e.starts_with('=') {
+                return Err(ExecError::InvalidSpec(format!(
+                    "environment entry {e:?} is not KEY=value"
+                )));
+            }
+        }
+        parse_signal(&s.stop_signal)?;
+        HealthPlan::from_spec(s.healthcheck.as_ref())?;
+        Ok(())
+    }
+
+    fn argv(&self) -> Vec<String> {
+        self.spec
+            .command
+            .iter()
+            .chain(self.spec.args.iter())
+            .cloned()
+            .collect()
+    }
+
+    fn command(&self) -> Result<tokio::process::Command, ExecError> {
+        self.command_for(&self.argv())
+    }
+
+    /// A command run like the task's own process (environment, user,
+    /// directory, process group), e.g. a health check.
+    fn command_for(&self, argv: &[String]) -> Result<tokio::process::Command, ExecError> {
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| ExecError::InvalidSpec("empty command".into()))?;
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", DEFAULT_PATH)
+            .env("SWARM_TASK_ID", &self.task_id)
+            .env("SWARM_TASK_DIR", &self.dir)
+            .env("SWARM_SECRETS_DIR", self.secrets_dir())
+            .env("SWARM_CONFIGS_DIR", self.configs_dir());
+        if !self.spec.hostname.is_empty() {
+            cmd.env("HOSTNAME", &self.spec.hostname);
+        }
+        if !self.spec.user.is_empty() {
+            let user = resolve_user(&self.spec.user)?;
+            cmd.uid(user.uid).gid(user.gid);
+            if let Some(home) = user.home {
+                cmd.env("HOME", home);
+            }
+        }
+        for e in &self.spec.env {
+            if let Some((k, v)) = e.split_once('=') {
+                cmd.env(k, v);
+            }
+        }
+        let dir = if self.spec.dir.is_empty() {
+            self.work_dir()
+        } else {
+            PathBuf::from(&self.spec.dir)
+        };
+        cmd.current_dir(dir)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        Ok(cmd)
+    }
+
+    fn exited(&self) -> Option<ExitStatus> {
+        *self.exit.borrow()
+    }
+
+    async fn wait_exit(&self) -> ExitStatus {
+        let mut rx = self.exit.subscribe();
+        // The sender lives in `self`, so the channel cannot close first.
+        match rx.wait_for(Option::is_some).await {
+            Ok(v) => v.unwrap_or(ExitStatus::code(-1)),
+            Err(_) => ExitStatus::code(-1),
+        }
+    }
+
+    fn signal_group(&self, signal: Signal) -> Result<(), ExecError> {
+        let pid = self.pid.load(Ordering::SeqCst);
+        if pid <= 0 {
+            return Ok(());
+        }
+        match killpg(Pid::from_raw(pid), signal) {
+            Ok(()) | Err(Errno::ESRCH) => Ok(()),
+            Err(e) => Err(ExecError::Sys {
+                what: format!("signal {signal} to process group {pid}"),
+                source: e,
+            }),
+        }
+    }
+
+    /// Stops a started process: `signal`, then SIGKILL after `grace`.
+    async fn stop_started(&self, grace: Duration, signal: Signal) -> Result<(), ExecError> {
+        if self.exited().is_none() {
+            self.signal_group(signal)?;
+            if tokio::time::timeout(grace, self.wait_exit()).await.is_err() {
+                tracing::debug!(task = %self.task_id, "grace period over: killing");
+                self.signal_group(Signal::SIGKILL)?;
+                tokio::time::timeout(KILL_WAIT, self.wait_exit())
+                    .await
+                    .map_err(|_| ExecError::State("the task's process survived SIGKILL"))?;
+            }
+        }
+        // Whatever the process left behind in its group goes too.
+        self.signal_group(Signal::SIGKILL)
+    }
+}
+
+impl ProcessController {
+    /// Runs the health checks until the task is unhealthy; returns why.
+    async fn check_health(&self, plan: &HealthPlan) -> String {
+        loop {
+            let next = {
+                let mut state = self.health_state.lock();
+                let s = state
+                    .get_or_insert_with(|| HealthState::new(tokio::time::Instant::now(), plan));
+                s.next_check
+            };
+            tokio::time::sleep_until(next).await;
+            let failure = self.run_check(plan).await;
+            let now = tokio::time::Instant::now();
+            let mut state = self.health_state.lock();
+            let s = state.get_or_insert_with(|| HealthState::new(now, plan));
+            if let Some(why) = s.record(plan, now, failure) {
+                return why;
+            }
+        }
+    }
+
+    /// One check: `None` when healthy, else why not.
+    async fn run_check(&self, plan: &HealthPlan) -> Option<String> {
+        let mut cmd = match self.command_for(&plan.argv) {
+            Ok(c) => c,
+            Err(e) => return Some(e.to_string()),
+        };
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => return Some(format!("cannot run the check: {e}")),
+        };
+        match tokio::time::timeout(plan.timeout, child.wait()).await {
+            Ok(Ok(s)) if s.success() => None,
+            Ok(Ok(s)) => Some(format!("check exited with {s}")),
+            Ok(Err(e)) => Some(format!("check failed: {e}")),
+            Err(_) => {
+                let _ = child.start_kill();
+                Some(format!("check timed out after {:?}", plan.timeout))
+            }
+        }
+    }
+}
+
+/// Start time (clock ticks since boot) of `pid`, from /proc.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[async_trait]
+impl Controller for ProcessController {
+    async fn prepare(&self) -> Result<(), ExecError> {
+        let mut phase = self.phase.lock().await;
+        match *phase {
+            Phase::New => {}
+            Phase::Removed => return Err(ExecError::State("task was removed")),
+            _ => return Ok(()),
+        }
+        self.validate()?;
+        if !self.spec.user.is_empty() {
+            resolve_user(&self.spec.user)?;
+        }
+        let work = self.work_dir();
+        fs::create_dir_all(&work).map_err(ExecError::io(&work))?;
+        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o755))
+            .map_err(ExecError::io(&self.dir))?;
+        if !self.spec.dir.is_empty() && !std::path::Path::new(&self.spec.dir).is_dir() {
+            return Err(ExecError::InvalidSpec(format!(
+                "working directory {:?} does not exist on this node",
+                self.spec.dir
+            )));
+        }
+        files::write_configs(&self.configs_dir(), &self.spec.configs, &self.deps)?;
+        files::write_secrets(&self.secrets_dir(), &self.spec.secrets, &self.deps)?;
+        *phase = Phase::Prepared;
+        Ok(())
+    }
+
+    async fn start(&self) -> Result<(), ExecError> {
+        let mut phase = self.phase.lock().await;
+        match *phase {
+            Phase::Prepared => {}
+            Phase::Started => return Ok(()),
+            Phase::New => return Err(ExecError::State("start before prepare")),
+            Phase::Stopped => return Err(ExecError::State("task was shut down")),
+            Phase::Removed => return Err(ExecError::State("task was removed")),
+        }
+        let mut cmd = self.command()?;
+        let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
+            command: self.argv().first().cloned().unwrap_or_default(),
+            source,
+        })?;
+        let pid = child
+            .id()
+            .and_then(|p| i32::try_from(p).ok())
+            .ok_or(ExecError::State("the started process has no pid"))?;
+        self.pid.store(pid, Ordering::SeqCst);
+        let record = format!("{pid} {}\n", start_time(pid).unwrap_or(0));
+        let pid_file = self.pid_file();
+        if let Err(e) = fs::write(&pid_file, record) {
+            tracing::warn!(task = %self.task_id, error = %e, "cannot write the pid file");
+        }
+        let mut tasks = self.tasks.lock();
+        if let Some(out) = child.stdout.take() {
+            tasks.push(tokio::spawn(self.logs.clone().follow(out, false)));
+        }
+        if let Some(err) = child.stderr.take() {
+            tasks.push(tokio::spawn(self.logs.clone().follow(err, true)));
+        }
+        let exit = self.exit.clone();
+        tasks.push(tokio::spawn(async move {
+            let status = match child.wait().await {
+                Ok(s) => ExitStatus::from(s),
+                Err(_) => ExitStatus::code(-1),
+            };
+            exit.send_replace(Some(status));
+        }));
+        *phase = Phase::Started;
+        Ok(())
+    }
+
+    async fn wait(&self) -> Result<ExitStatus, ExecError> {
+        match *self.phase.lock().await {
+            Phase::Started => {}
+            Phase::New | Phase::Prepared => return Err(ExecError::State("wait before start")),
+            Phase::Stopped => return Err(ExecError::State("task was shut down before it started")),
+            Phase::Removed if self.exited().is_none() => {
+                return Err(ExecError::State("task was removed"));
+            }
+            Phase::Removed => {}
+        }
+        let Some(plan) = &self.health else {
+            return Ok(self.wait_exit().await);
+        };
+        if let Some(why) = self
+            .health_state
+            .lock()
+            .as_ref()
+            .and_then(|h| h.unhealthy.clone())
+        {
+            return Err(ExecError::Unhealthy(why));
+        }
+        tokio::select! {
+            exit = self.wait_exit() => Ok(exit),
+            why = self.check_health(plan) => {
+                tracing::info!(task = %self.task_id, reason = %why, "task unhealthy: stopping it");
+                self.stop_started(Duration::ZERO, Signal::SIGKILL).await?;
+                Err(ExecError::Unhealthy(why))
+            }
+        }
+    }
+
+    async fn shutdown(&self, grace: Duration, signal: &str) -> Result<(), ExecError> {
+        let signal = parse_signal(signal)?;
+        {
+            let mut phase = self.phase.lock().await;
+            match *phase {
+                Phase::New | Phase::Prepared => {
+                    *phase = Phase::Stopped;
+                    return Ok(());
+                }
+                Phase::Started => {}
+                Phase::Stopped | Phase::Removed => return Ok(()),
+            }
+        }
+        self.stop_started(grace, signal).await
+    }
+
+    async fn terminate(&self) -> Result<(), ExecError> {
+        self.shutdown(Duration::ZERO, "SIGKILL").await
+    }
+
+    async fn remove(&self) -> Result<(), ExecError> {
+        let mut phase = self.phase.lock().await;
+        if *phase == Phase::Started {
+            self.stop_started(Duration::ZERO, Signal::SIGKILL).await?;
+        }
+        files::unmount(&self.secrets_dir())?;
+        match fs::remove_dir_all(&self.dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ExecError::io(&self.dir)(e)),
+        }
+        *phase = Phase::Removed;
+        Ok(())
+    }
+
+    async fn recover(&self) -> Result<Recovered, ExecError> {
+        // The process's output pipes died with the previous agent: it
+        // cannot be followed, so whatever is left of it is stopped.
+        let Ok(record) = fs::read_to_string(self.pid_file()) else {
+            return Ok(Recovered::Gone);
+        };
+        let mut parts = record.split_whitespace();
+        let (Some(Ok(pid)), Some(Ok(started))) = (
+            parts.next().map(str::parse::<i32>),
+            parts.next().map(str::parse::<u64>),
+        ) else {
+            return Ok(Recovered::Gone);
+        };
+        if pid > 0 && start_time(pid) == Some(started) {
+            tracing::info!(task = %self.task_id, pid, "stopping a task process left by a previous agent");
+            match killpg(Pid::from_raw(pid), Signal::SIGKILL) {
+                Ok(()) | Err(Errno::ESRCH) => {}
+                Err(e) => return Err(ExecError::sys(format!("kill process group {pid}"))(e)),
+            }
+        }
+        Ok(Recovered::Gone)
+    }
+
+    fn container_status(&self) -> ContainerStatus {
+        let pid = self.pid.load(Ordering::SeqCst);
+        ContainerStatus {
+            container_id: if pid > 0 {
+                pid.to_string()
+            } else {
+                String::new()
+            },
+            pid,
+            exit_code: self.exited().map_or(0, |e| e.code),
+        }
+    }
+
+    fn logs(&self) -> Vec<LogLine> {
+        self.logs.lines()
+    }
+}
+
+impl Drop for ProcessController {
+    fn drop(&mut self) {
+        // A controller dropped with its process running (the agent
+        // stopping) takes the whole process group down with it.
+        if self.pid.load(Ordering::SeqCst) > 0 && self.exited().is_none() {
+            let _ = self.signal_group(Signal::SIGKILL);
+        }
+        for t in self.tasks.lock().drain(..) {
+            t.abort();
+        }
+    }
+}
