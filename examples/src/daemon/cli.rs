@@ -61,6 +61,17 @@ pub enum ExecutorKind {
     Docker,
 }
 
+impl ExecutorKind {
+    /// The executor's name as the command line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExecutorKind::Process => "process",
+            ExecutorKind::Runc => "runc",
+            ExecutorKind::Docker => "docker",
+        }
+    }
+}
+
 /// Settings of any node.
 #[derive(Debug, Clone, Args)]
 pub struct NodeOptions {

@@ -140,6 +140,7 @@ async fn terminated() -> Result<&'static str> {
 
 /// Runs `swarmd` until a signal.
 pub async fn run(cmd: Command) -> Result<()> {
+    let is_run = matches!(cmd, Command::Run { .. });
     let (opts, join, force_new) = match cmd {
         Command::Init {
             node,
@@ -154,15 +155,17 @@ pub async fn run(cmd: Command) -> Result<()> {
     };
     let found = existing(&opts.state_dir)?;
     let restarting = found != Existing::Nothing;
-    match (&found, &join) {
-        (Existing::Nothing, None) if !force_new => {
-            // `run` on an empty directory is a mistake; `init` creates.
-        }
-        (Existing::Nothing, None) => bail!(
+    if !restarting && is_run {
+        bail!(
+            "{} holds no node: use `swarmd init` or `swarmd join` first",
+            opts.state_dir.display()
+        );
+    }
+    if !restarting && force_new {
+        bail!(
             "--force-new-cluster needs a state directory that holds a manager ({} holds nothing)",
             opts.state_dir.display()
-        ),
-        _ => {}
+        );
     }
     if restarting {
         tracing::info!(state_dir = %opts.state_dir.display(), "restarting from existing state");

@@ -53,7 +53,7 @@ pub fn has_state(_state_dir: &std::path::Path) -> bool {
 /// Starts the worker.
 pub async fn start(config: WorkerConfig) -> Result<Worker, WorkerError> {
     Err(WorkerError::Unavailable(format!(
-        "cannot run tasks with the {:?} executor on this node",
-        config.executor
+        "cannot run tasks with the {} executor on this node",
+        config.executor.name()
     )))
 }
