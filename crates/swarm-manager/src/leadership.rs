@@ -32,6 +32,7 @@ impl LeaderWork {
         );
         self.dispatcher.start_leading();
         let mut tasks = vec![
+            tokio::spawn(crate::orchestrator::run(self.store.clone())),
             tokio::spawn(crate::allocator::run(self.store.clone())),
             tokio::spawn(crate::scheduler_loop::run(
                 self.store.clone(),

@@ -50,6 +50,15 @@ pub struct NodeInfo {
 }
 
 impl NodeInfo {
+    /// The attributes of a node as filters and constraints see them,
+    /// without any task accounting (for callers outside the scheduler that
+    /// need to evaluate constraints, e.g. a global-service orchestrator).
+    pub fn from_node(node: &Node) -> Self {
+        let mut info = NodeInfo::placeholder(&node.id);
+        info.update_from(node);
+        info
+    }
+
     /// A node known only by id (tasks point at it, the node object has not
     /// been seen or was removed): not ready, no resources.
     pub(crate) fn placeholder(id: &str) -> Self {

@@ -98,7 +98,8 @@ where
 }
 
 /// A fake agent: joins with a token, keeps a session, runs whatever it is
-/// assigned instantly (RUNNING), and can stop heartbeating.
+/// assigned instantly (RUNNING; FAILED for the image "fail"), stops what
+/// it is told to stop (SHUTDOWN), and can stop heartbeating.
 pub struct FakeAgent {
     pub node_id: String,
     pub tls: NodeTls,
@@ -218,8 +219,17 @@ impl FakeAgent {
                             running.lock().remove(&t.id);
                         }
                         assignment::Item::Task(t) => {
+                            let image = t
+                                .spec
+                                .as_ref()
+                                .and_then(|s| s.container.as_ref())
+                                .map(|c| c.image.as_str())
+                                .unwrap_or("");
+                            // An image named "fail" cannot start.
                             let next = if t.desired_state() > TaskState::Running {
                                 TaskState::Shutdown
+                            } else if image == "fail" {
+                                TaskState::Failed
                             } else {
                                 TaskState::Running
                             };
