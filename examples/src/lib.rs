@@ -14,7 +14,7 @@
 //! ```
 //! use swarm_api::v1::service_spec::Mode;
 //! use swarm_api::v1::{Annotations, ContainerSpec, ReplicatedService, Service, ServiceSpec, TaskSpec};
-//! use swarm_examples::ctl::render::services::{ServiceRow, service_table};
+//! use swarm_examples::ctl::render::services::{ReplicaCounts, ServiceRow, service_table};
 //!
 //! let service = Service {
 //!     id: "3f2a9c1d0e7b4a6c8d9e0f1a2".into(),
@@ -29,7 +29,8 @@
 //!     }),
 //!     ..Default::default()
 //! };
-//! let table = service_table(&[ServiceRow { service: &service, running: 2 }]);
+//! let counts = ReplicaCounts { running: 2, desired: 3, completed: None };
+//! let table = service_table(&[ServiceRow { service: &service, counts }]);
 //! assert!(table.contains("web"));
 //! assert!(table.contains("2/3"));
 //! ```

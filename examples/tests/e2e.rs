@@ -210,4 +210,14 @@ fn swarmd_and_swarmctl_end_to_end() {
     // clean shutdown on SIGTERM, then a restart from the state directory.
     assert!(d.terminate(Duration::from_secs(10)), "log:\n{}", d.log());
     assert!(!d.socket.exists(), "the socket is removed on shutdown");
+    let d = d.restart();
+    let nets = ok(d.ctl(&["network", "ls"]));
+    assert!(nets.contains("backend"), "state survives a restart: {nets}");
+    assert!(d.stdout().is_empty(), "a restart prints no join tokens");
+    let err = fails(ctl_with(
+        &["--socket", "/nonexistent/control.sock"],
+        &["node", "ls"],
+        None,
+    ));
+    assert!(err.contains("cannot reach the control socket"), "{err}");
 }

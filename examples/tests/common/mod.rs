@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 /// A running `swarmd init`, killed (SIGTERM, then SIGKILL) on drop.
 pub struct Daemon {
+    verb: String,
     child: Option<Child>,
     /// The state directory (removed on drop).
     pub dir: PathBuf,
@@ -31,11 +32,24 @@ impl Daemon {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let addr = format!("{ip}:{}", free_port(ip));
+        Daemon::start("init", dir, addr)
+    }
+
+    /// Restarts a stopped daemon from its state directory (`swarmd run`).
+    pub fn restart(mut self) -> Daemon {
+        let dir = std::mem::take(&mut self.dir);
+        let addr = self.addr.clone();
+        // Child already stopped and dir taken: dropping self cleans nothing.
+        drop(self);
+        Daemon::start("run", dir, addr)
+    }
+
+    fn start(verb: &str, dir: PathBuf, addr: String) -> Daemon {
         let socket = dir.join("state").join("control.sock");
-        let log = std::fs::File::create(dir.join("swarmd.log")).unwrap();
-        let out = std::fs::File::create(dir.join("swarmd.out")).unwrap();
+        let log = std::fs::File::create(dir.join(format!("swarmd-{verb}.log"))).unwrap();
+        let out = std::fs::File::create(dir.join(format!("swarmd-{verb}.out"))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_swarmd"))
-            .args(["init", "--state-dir"])
+            .args([verb, "--state-dir"])
             .arg(dir.join("state"))
             .args([
                 "--listen-addr",
@@ -49,6 +63,7 @@ impl Daemon {
             .spawn()
             .unwrap();
         let d = Daemon {
+            verb: verb.to_string(),
             child: Some(child),
             dir,
             socket,
@@ -75,12 +90,14 @@ impl Daemon {
 
     /// What swarmd wrote to stderr.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("swarmd.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.join(format!("swarmd-{}.log", self.verb)))
+            .unwrap_or_default()
     }
 
     /// What swarmd wrote to stdout.
     pub fn stdout(&self) -> String {
-        std::fs::read_to_string(self.dir.join("swarmd.out")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.join(format!("swarmd-{}.out", self.verb)))
+            .unwrap_or_default()
     }
 
     /// Runs `swarmctl --socket <socket> args...`.
