@@ -16,10 +16,7 @@ fn swarmd_and_swarmctl_end_to_end() {
     // init printed both join commands.
     let banner = d.stdout();
     assert!(banner.contains("Swarm initialized"), "{banner}");
-    assert!(
-        banner.contains(&format!("swarmd join --token SWMTKN-1-")),
-        "{banner}"
-    );
+    assert!(banner.contains("swarmd join --token SWMTKN-1-"), "{banner}");
     assert!(banner.contains(&d.addr), "{banner}");
 
     // node ls: one manager, the leader.

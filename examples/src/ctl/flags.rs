@@ -238,7 +238,7 @@ pub fn nano_cpus(flag: &'static str, s: &str) -> Result<i64, FlagError> {
     let v: f64 = s
         .parse()
         .map_err(|_| err(flag, s, "expected a number of CPUs, e.g. 0.5"))?;
-    if !v.is_finite() || v < 0.0 || v > 1e6 {
+    if !v.is_finite() || !(0.0..=1e6).contains(&v) {
         return Err(err(flag, s, "out of range"));
     }
     // Bounded above, so the product fits an i64.

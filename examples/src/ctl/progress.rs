@@ -4,7 +4,7 @@
 //! [`assess`] is the pure core: a service and its tasks in, per-slot
 //! states and a verdict out. [`Reporter`] turns successive assessments into
 //! the lines to print (only what changed). The polling loop lives in
-//! [`crate::ctl::commands::service`].
+//! `swarmctl`'s service commands (`ctl::commands`).
 
 use std::collections::BTreeMap;
 
@@ -65,7 +65,7 @@ fn state_text(t: &Task) -> String {
 /// `rollback` says the user asked for a rollback (so a rollback in
 /// progress is the goal, not a failure).
 pub fn assess(service: &Service, tasks: &[Task], rollback: bool) -> Progress {
-    let mode = service.spec.as_ref().and_then(|s| s.mode.clone());
+    let mode = service.spec.as_ref().and_then(|s| s.mode);
     let is_job = matches!(mode, Some(Mode::ReplicatedJob(_) | Mode::GlobalJob(_)));
     let goal = if is_job {
         TaskState::Complete

@@ -82,7 +82,7 @@ pub struct CommonOptions {
     /// Working directory inside the task.
     #[arg(long, short = 'w')]
     pub workdir: Option<String>,
-    /// User (name or uid[:gid]).
+    /// User (name, uid or uid:gid).
     #[arg(long, short = 'u')]
     pub user: Option<String>,
     /// Hostname inside the task.
@@ -373,45 +373,48 @@ pub fn apply_update(o: &UpdateOptions, spec: &mut ServiceSpec) -> Result<(), Fla
     apply_common(&o.common, spec)
 }
 
-fn update_config(
+/// The update (or rollback) flags of one kind, as given.
+struct UpdateFlags<'a> {
     prefix: &'static str,
-    target: &mut Option<UpdateConfig>,
     parallelism: Option<u64>,
-    delay: Option<&String>,
-    failure_action: Option<&String>,
-    monitor: Option<&String>,
+    delay: Option<&'a String>,
+    failure_action: Option<&'a String>,
+    monitor: Option<&'a String>,
     max_failure_ratio: Option<f32>,
-    order: Option<&String>,
-) -> Result<(), FlagError> {
-    let any = parallelism.is_some()
-        || delay.is_some()
-        || failure_action.is_some()
-        || monitor.is_some()
-        || max_failure_ratio.is_some()
-        || order.is_some();
+    order: Option<&'a String>,
+}
+
+fn update_config(f: &UpdateFlags<'_>, target: &mut Option<UpdateConfig>) -> Result<(), FlagError> {
+    let any = f.parallelism.is_some()
+        || f.delay.is_some()
+        || f.failure_action.is_some()
+        || f.monitor.is_some()
+        || f.max_failure_ratio.is_some()
+        || f.order.is_some();
     if !any {
         return Ok(());
     }
+    let prefix = f.prefix;
     let u = target.get_or_insert_with(|| UpdateConfig {
         parallelism: 1,
         ..Default::default()
     });
-    if let Some(p) = parallelism {
+    if let Some(p) = f.parallelism {
         u.parallelism = p;
     }
-    if let Some(d) = delay {
+    if let Some(d) = f.delay {
         u.delay = Some(flags::duration(prefix, d)?.into());
     }
-    if let Some(a) = failure_action {
+    if let Some(a) = f.failure_action {
         u.set_failure_action(flags::enum_value::<FailureAction>(prefix, a)?);
     }
-    if let Some(m) = monitor {
+    if let Some(m) = f.monitor {
         u.monitor = Some(flags::duration(prefix, m)?.into());
     }
-    if let Some(r) = max_failure_ratio {
+    if let Some(r) = f.max_failure_ratio {
         u.max_failure_ratio = r;
     }
-    if let Some(o) = order {
+    if let Some(o) = f.order {
         u.set_order(flags::enum_value::<UpdateOrder>(prefix, o)?);
     }
     Ok(())
@@ -420,24 +423,28 @@ fn update_config(
 /// Applies the flags shared by create and update.
 pub fn apply_common(o: &CommonOptions, spec: &mut ServiceSpec) -> Result<(), FlagError> {
     update_config(
-        "--update-*",
+        &UpdateFlags {
+            prefix: "--update-*",
+            parallelism: o.update_parallelism,
+            delay: o.update_delay.as_ref(),
+            failure_action: o.update_failure_action.as_ref(),
+            monitor: o.update_monitor.as_ref(),
+            max_failure_ratio: o.update_max_failure_ratio,
+            order: o.update_order.as_ref(),
+        },
         &mut spec.update,
-        o.update_parallelism,
-        o.update_delay.as_ref(),
-        o.update_failure_action.as_ref(),
-        o.update_monitor.as_ref(),
-        o.update_max_failure_ratio,
-        o.update_order.as_ref(),
     )?;
     update_config(
-        "--rollback-*",
+        &UpdateFlags {
+            prefix: "--rollback-*",
+            parallelism: o.rollback_parallelism,
+            delay: o.rollback_delay.as_ref(),
+            failure_action: o.rollback_failure_action.as_ref(),
+            monitor: o.rollback_monitor.as_ref(),
+            max_failure_ratio: None,
+            order: o.rollback_order.as_ref(),
+        },
         &mut spec.rollback,
-        o.rollback_parallelism,
-        o.rollback_delay.as_ref(),
-        o.rollback_failure_action.as_ref(),
-        o.rollback_monitor.as_ref(),
-        None,
-        o.rollback_order.as_ref(),
     )?;
     let task = spec.task.get_or_insert_with(Default::default);
     if o.restart_condition.is_some()

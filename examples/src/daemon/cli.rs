@@ -88,7 +88,7 @@ pub struct NodeOptions {
     /// Address of the overlay data plane (VXLAN) on this node.
     #[arg(long)]
     pub data_path_addr: Option<String>,
-    /// The control socket [default: <state-dir>/control.sock].
+    /// The control socket [default: STATE_DIR/control.sock].
     #[arg(long)]
     pub socket: Option<PathBuf>,
     /// How tasks run.

@@ -49,7 +49,7 @@ pub(super) async fn run(ctx: &mut Ctx, cmd: NetworkCmd) -> Result<()> {
                 }),
                 internal,
                 attachable,
-                ipam: (!configs.is_empty()).then(|| IpamOptions {
+                ipam: (!configs.is_empty()).then_some(IpamOptions {
                     driver: None,
                     configs,
                 }),
