@@ -69,6 +69,20 @@ fn count(m: &BTreeMap<String, Vec<Task>>) -> usize {
     m.values().map(Vec::len).sum()
 }
 
+async fn get_service(
+    c: &mut swarm_api::v1::control_client::ControlClient<tonic::transport::Channel>,
+    id: &str,
+) -> Service {
+    c.get_service(GetServiceRequest {
+        service_id: id.into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .service
+    .unwrap()
+}
+
 async fn set_node(
     c: &mut swarm_api::v1::control_client::ControlClient<tonic::transport::Channel>,
     id: &str,
@@ -130,15 +144,7 @@ async fn services_converge_scale_follow_node_loss_drain_and_roll_back_bad_update
     .await;
 
     // Scale down to 3.
-    let current = c
-        .get_service(GetServiceRequest {
-            service_id: svc.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .service
-        .unwrap();
+    let current = get_service(&mut c, &svc.id).await;
     let mut s3 = current.spec.clone().unwrap();
     s3.mode = Some(service_spec::Mode::Replicated(ReplicatedService {
         replicas: 3,
@@ -184,15 +190,7 @@ async fn services_converge_scale_follow_node_loss_drain_and_roll_back_bad_update
     set_node(&mut c, &agents[0].node_id, NodeAvailability::Active).await;
 
     // A bad update (the new image fails) rolls back on its own.
-    let current = c
-        .get_service(GetServiceRequest {
-            service_id: svc.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .service
-        .unwrap();
+    let current = get_service(&mut c, &svc.id).await;
     let mut bad = current.spec.clone().unwrap();
     bad.task.as_mut().unwrap().container.as_mut().unwrap().image = "fail".into();
     c.update_service(UpdateServiceRequest {

@@ -164,25 +164,18 @@ pub(crate) fn tend(
                 labels,
                 ctx.now,
             ));
-            None
+            return None;
         }
-        Decision::At(at) => {
-            plan.wake_at(at);
-            // Made from an older spec: the updater may replace it sooner.
-            (!current(svc, ended)).then(|| UpdSlot {
-                key: slot.key.clone(),
-                keeper: ended.clone(),
-                dirty: true,
-                busy: false,
-            })
-        }
-        Decision::Never => (!current(svc, ended)).then(|| UpdSlot {
-            key: slot.key.clone(),
-            keeper: ended.clone(),
-            dirty: true,
-            busy: false,
-        }),
+        Decision::At(at) => plan.wake_at(at),
+        Decision::Never => {}
     }
+    // Made from an older spec: the updater may replace it sooner.
+    (!current(svc, ended)).then(|| UpdSlot {
+        key: slot.key.clone(),
+        keeper: ended.clone(),
+        dirty: true,
+        busy: false,
+    })
 }
 
 /// Applies the updater's picks: stop-first shuts the old task down (the
