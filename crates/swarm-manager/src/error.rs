@@ -30,6 +30,11 @@ pub enum ManagerError {
     /// Joining an existing cluster failed.
     #[error("joining the cluster: {0}")]
     Join(String),
+    /// The join token is a worker token: the node was admitted as a
+    /// worker (its certificate is stored in the state directory) and must
+    /// run as an agent, not as a manager.
+    #[error("the token is a worker token: a manager needs the manager join token")]
+    WorkerToken,
     /// A listener could not be opened.
     #[error("listening on {addr}: {source}")]
     Listen {

@@ -448,9 +448,7 @@ async fn join_identity(
         .map_err(|e| ManagerError::Join(e.to_string()))?;
     let identity = enrollment.credentials.identity().clone();
     if identity.role != NodeRole::Manager {
-        return Err(ManagerError::Join(
-            "the token is a worker token: a manager needs the manager join token".into(),
-        ));
+        return Err(ManagerError::WorkerToken);
     }
     let tls = NodeTls::new(enrollment).map_err(pki)?;
     let channel = MtlsConnector::new(tls)

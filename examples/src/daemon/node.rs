@@ -184,10 +184,15 @@ pub async fn run(cmd: Command) -> Result<()> {
     }
     let manager = match b.start().await {
         Ok(m) => m,
-        Err(ManagerError::Join(msg)) if msg.contains("worker token") => {
-            // A worker token: this node is a worker only.
+        Err(ManagerError::WorkerToken) => {
+            // A worker token: the CA admitted this node as a worker (its
+            // certificate is stored); it runs the agent only.
             let (addr, token) = join.clone().unwrap_or_default();
             let w = start_worker(&opts, vec![addr], Some(token)).await?;
+            out(&format!(
+                "This node joined a swarm as a worker ({}).\n",
+                w.node_id()
+            ));
             let signal = terminated().await?;
             tracing::info!(signal, "shutting down");
             w.shutdown().await;
@@ -243,12 +248,15 @@ async fn start_worker(
     managers: Vec<String>,
     join_token: Option<String>,
 ) -> Result<Worker> {
+    let availability: NodeAvailability = flags::enum_value("--availability", &opts.availability)?;
     Ok(worker::start(WorkerConfig {
         state_dir: opts.state_dir.clone(),
         managers,
         join_token,
         executor: opts.executor,
         data_path_addr: opts.data_path_addr.clone(),
+        labels: flags::labels("--label", &opts.label)?,
+        availability,
     })
     .await?)
 }

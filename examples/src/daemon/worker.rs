@@ -1,12 +1,19 @@
-//! The node's worker: where `swarm-agent` plugs in.
+//! The node's worker: a `swarm-agent` agent started beside (or instead of)
+//! the manager.
 //!
-//! `swarm-agent` (an `Agent` builder and the process/runc/docker
-//! executors) is not in the workspace yet. Until it is, [`start`] reports
-//! that workers are unavailable and `swarmd` runs managers only. Wiring
-//! the agent is local to this file: build an agent from [`WorkerConfig`]
-//! in [`start`] and stop it in [`Worker::shutdown`].
+//! A worker-only node joined with a worker token and keeps its certificate
+//! under `<state dir>/certificates`. A manager node runs its agent from the
+//! same state directory: the agent loads the manager's certificate (the
+//! dispatcher serves manager and worker roles alike), so the node is one
+//! node in the cluster, not two.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use swarm_agent::agent::CERTIFICATES_DIR;
+use swarm_agent::{Agent, AgentError, AgentHandle, ProcessExecutor};
+use swarm_api::v1::NodeAvailability;
 
 use super::cli::ExecutorKind;
 
@@ -23,37 +30,115 @@ pub struct WorkerConfig {
     pub executor: ExecutorKind,
     /// Overlay data-plane address.
     pub data_path_addr: Option<String>,
+    /// Engine labels the node reports (usable in constraints as
+    /// `engine.labels.KEY`).
+    pub labels: BTreeMap<String, String>,
+    /// The availability asked for when joining.
+    pub availability: NodeAvailability,
 }
 
 /// Why no worker runs.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WorkerError {
-    /// This build has no worker.
-    #[error("this swarmd has no worker yet (swarm-agent is not wired in): {0}")]
-    Unavailable(String),
+    /// The executor asked for is not part of this build.
+    #[error(
+        "the {0} executor is not available in this build of swarmd (use --executor process)"
+    )]
+    Unavailable(&'static str),
+    /// The state directory could not be written.
+    #[error("state directory {}: {source}", path.display())]
+    State {
+        /// The directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The agent could not start (no certificate, wrong token, ...).
+    #[error(transparent)]
+    Agent(#[from] AgentError),
 }
 
 /// A running worker.
 #[derive(Debug)]
 pub struct Worker {
-    _private: (),
+    handle: AgentHandle,
 }
 
 impl Worker {
+    /// The node id from the worker's certificate.
+    pub fn node_id(&self) -> &str {
+        self.handle.node_id()
+    }
+
     /// Stops the worker and its tasks' supervision.
-    pub async fn shutdown(self) {}
+    pub async fn shutdown(self) {
+        self.handle.shutdown().await;
+    }
 }
 
-/// True when `state_dir` holds a worker's state (and no manager's).
-pub fn has_state(_state_dir: &std::path::Path) -> bool {
-    false
+/// True when `state_dir` holds a node certificate (a worker's, when no
+/// manager state is beside it).
+pub fn has_state(state_dir: &Path) -> bool {
+    state_dir.join(CERTIFICATES_DIR).join(swarm_pki::CERT_FILE).is_file()
 }
 
-/// Starts the worker.
-pub async fn start(config: WorkerConfig) -> Result<Worker, WorkerError> {
-    Err(WorkerError::Unavailable(format!(
-        "cannot run tasks with the {} executor on this node",
-        config.executor.name()
-    )))
+/// File in the state directory listing the managers a worker-only node
+/// reconnects to after a restart (one `host:port` per line).
+pub const MANAGERS_FILE: &str = "managers";
+
+/// The managers remembered in `state_dir` (empty when none).
+fn remembered_managers(state_dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(state_dir.join(MANAGERS_FILE))
+        .map(|s| {
+            s.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Starts the worker: joins with the token on first start (or loads the
+/// stored certificate), then keeps a dispatcher session in the background.
+/// With no manager given, the ones remembered from the last start are used.
+pub async fn start(mut config: WorkerConfig) -> Result<Worker, WorkerError> {
+    if config.managers.is_empty() {
+        config.managers = remembered_managers(&config.state_dir);
+    } else {
+        std::fs::create_dir_all(&config.state_dir)
+            .and_then(|()| {
+                std::fs::write(
+                    config.state_dir.join(MANAGERS_FILE),
+                    config.managers.join("\n") + "\n",
+                )
+            })
+            .map_err(|source| WorkerError::State {
+                path: config.state_dir.clone(),
+                source,
+            })?;
+    }
+    let executor = match config.executor {
+        ExecutorKind::Process => Arc::new(ProcessExecutor::new(
+            config.state_dir.join(swarm_agent::agent::TASKS_DIR),
+        )),
+        other => return Err(WorkerError::Unavailable(other.name())),
+    };
+    let mut b = Agent::builder(&config.state_dir)
+        .managers(config.managers.iter().cloned())
+        .executor(executor)
+        .availability(config.availability);
+    if let Some(t) = &config.join_token {
+        b = b.join_token(t.clone());
+    }
+    if let Some(a) = &config.data_path_addr {
+        b = b.data_path_addr(a.clone());
+    }
+    for (k, v) in &config.labels {
+        b = b.label(k.clone(), v.clone());
+    }
+    let handle = b.build()?.start().await?;
+    tracing::info!(node_id = handle.node_id(), "worker started");
+    Ok(Worker { handle })
 }
