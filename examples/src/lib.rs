@@ -39,4 +39,6 @@
 
 pub mod ctl;
 pub mod daemon;
+pub mod demo;
+pub mod local;
 pub mod table;

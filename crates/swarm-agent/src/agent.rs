@@ -18,7 +18,7 @@ use crate::backoff::Backoff;
 use crate::error::AgentError;
 use crate::exec::Executor;
 use crate::exec::process::ProcessExecutor;
-use crate::managers::Managers;
+use crate::managers::{MANAGERS_FILE, Managers, load_remembered};
 use crate::session::{SessionContext, note_redirect, run_session};
 use crate::worker::{StatusReceiver, Worker};
 
@@ -143,8 +143,11 @@ impl AgentBuilder {
             .map(|m| m.trim().to_string())
             .filter(|m| !m.is_empty())
             .collect();
-        if managers.is_empty() {
-            return Err(AgentError::Config("no manager address given".into()));
+        let remembered = load_remembered(&self.state_dir.join(MANAGERS_FILE));
+        if managers.is_empty() && remembered.is_empty() {
+            return Err(AgentError::Config(
+                "no manager address given, and none remembered in the state directory".into(),
+            ));
         }
         let token = self
             .join_token
@@ -229,7 +232,11 @@ impl Agent {
         let mut description = self.executor.describe().await?;
         self.customize(&mut description);
 
-        let managers = Arc::new(Mutex::new(Managers::new(self.managers.clone())));
+        // The configured managers first, then the ones remembered from the
+        // last run (the one joined through may be gone).
+        let remembered = load_remembered(&self.config.state_dir.join(MANAGERS_FILE));
+        let seeds = self.managers.iter().cloned().chain(remembered);
+        let managers = Arc::new(Mutex::new(Managers::new(seeds)));
         let (stop, stop_rx) = watch::channel(false);
         let (connected_tx, connected) = watch::channel(false);
         let sessions = tokio::spawn(session_loop(SessionLoop {
@@ -238,6 +245,7 @@ impl Agent {
             worker: worker.clone(),
             reports,
             managers: managers.clone(),
+            managers_file: self.config.state_dir.join(MANAGERS_FILE),
             stop: stop_rx.clone(),
             connected: connected_tx,
             backoff: Backoff::new(self.config.backoff.0, self.config.backoff.1),
@@ -349,6 +357,7 @@ struct SessionLoop {
     worker: Arc<Worker>,
     reports: StatusReceiver,
     managers: Arc<Mutex<Managers>>,
+    managers_file: PathBuf,
     stop: watch::Receiver<bool>,
     connected: watch::Sender<bool>,
     backoff: Backoff,
@@ -376,6 +385,7 @@ async fn session_loop(mut s: SessionLoop) {
                 reports: &mut s.reports,
                 pending: &mut pending,
                 managers: &s.managers,
+                managers_file: &s.managers_file,
                 stop: &mut s.stop,
                 connected: &s.connected,
             },

@@ -2,8 +2,38 @@
 //! weighted list each session message brings, and the leader a follower
 //! redirects to. Pure: randomness is passed in.
 
+use std::path::Path;
+
 use rand::Rng;
 use swarm_api::v1::WeightedPeer;
+
+/// File in the state directory where the agent remembers the managers it
+/// last heard of (one `host:port` per line), so that a restarted agent
+/// finds the cluster even when the manager it joined through is gone.
+pub const MANAGERS_FILE: &str = "managers";
+
+/// The managers remembered at `path` (none when the file is missing or
+/// unreadable: the configured addresses still apply).
+pub fn load_remembered(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|s| {
+            s.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Remembers `addrs` at `path` (written to a temporary file, then renamed).
+pub fn remember(path: &Path, addrs: &[String]) -> std::io::Result<()> {
+    let mut text = addrs.join("\n");
+    text.push('\n');
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
 
 /// Known manager addresses with weights.
 #[derive(Debug, Clone, Default)]
@@ -25,16 +55,19 @@ impl Managers {
     }
 
     /// Replaces the list with what a session message says (an empty list
-    /// keeps the current one).
-    pub fn update(&mut self, peers: &[WeightedPeer]) {
+    /// keeps the current one). True when the set of addresses changed.
+    pub fn update(&mut self, peers: &[WeightedPeer]) -> bool {
         let next: Vec<(String, i64)> = peers
             .iter()
             .filter(|p| !p.addr.is_empty())
             .map(|p| (p.addr.clone(), p.weight.max(1)))
             .collect();
-        if !next.is_empty() {
-            self.peers = next;
+        if next.is_empty() {
+            return false;
         }
+        let before = self.addrs();
+        self.peers = next;
+        before != self.addrs()
     }
 
     /// A follower said the leader is at `addr`: go there next.
@@ -108,6 +141,8 @@ mod tests {
             Some("a:1"),
             "only choice"
         );
+        assert!(m.update(&[peer("a:1", 1), peer("b:1", 9)]), "b:1 is new");
+        assert!(!m.update(&[peer("b:1", 2), peer("a:1", 1)]), "same set");
         m.update(&[peer("a:1", 1), peer("b:1", 9)]);
         let b = (0..1000)
             .filter(|_| m.pick(None, &mut rng).as_deref() == Some("b:1"))
@@ -117,7 +152,18 @@ mod tests {
         m.redirect("c:1".into());
         assert_eq!(m.pick(Some("c:1"), &mut rng).as_deref(), Some("c:1"));
         assert!(m.addrs().contains(&"c:1".to_string()));
-        m.update(&[]);
+        assert!(!m.update(&[]));
         assert_eq!(m.addrs().len(), 3, "an empty list keeps what is known");
+    }
+
+    #[test]
+    fn the_list_is_remembered_across_restarts() {
+        let dir = std::env::temp_dir().join(format!("managers-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(MANAGERS_FILE);
+        assert!(load_remembered(&path).is_empty(), "missing file: none");
+        remember(&path, &["a:1".to_string(), "b:2".to_string()]).unwrap();
+        assert_eq!(load_remembered(&path), ["a:1", "b:2"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

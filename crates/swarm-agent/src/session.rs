@@ -37,6 +37,8 @@ pub(crate) struct SessionContext<'a> {
     /// Reports not yet acknowledged by a manager (kept across sessions).
     pub(crate) pending: &'a mut Vec<TaskStatusUpdate>,
     pub(crate) managers: &'a Mutex<Managers>,
+    /// Where the manager list is remembered across restarts.
+    pub(crate) managers_file: &'a std::path::Path,
     pub(crate) stop: &'a mut watch::Receiver<bool>,
     pub(crate) connected: &'a watch::Sender<bool>,
 }
@@ -61,7 +63,15 @@ pub(crate) fn note_redirect(status: &tonic::Status, managers: &Mutex<Managers>) 
 }
 
 fn apply_session_message(msg: &SessionMessage, ctx: &SessionContext<'_>) {
-    ctx.managers.lock().update(&msg.managers);
+    let changed = {
+        let mut m = ctx.managers.lock();
+        m.update(&msg.managers).then(|| m.addrs())
+    };
+    if let Some(addrs) = changed
+        && let Err(e) = crate::managers::remember(ctx.managers_file, &addrs)
+    {
+        tracing::warn!(file = %ctx.managers_file.display(), error = %e, "cannot remember the managers");
+    }
     if !msg.root_ca.is_empty() {
         match swarm_pki::parse_bundle_pem(&msg.root_ca) {
             Ok(roots) if !roots.is_empty() && roots != ctx.tls.trust.roots() => {

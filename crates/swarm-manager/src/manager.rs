@@ -314,7 +314,9 @@ async fn start(b: ManagerBuilder) -> Result<Manager, ManagerError> {
                 fresh = Some((ca, tokens));
                 s
             }
-            Some((addr, token)) => join_identity(&b.state_dir, addr, token, &advertise).await?,
+            Some((addr, token)) => {
+                join_identity(&b.state_dir, addr, token, &advertise, b.availability).await?
+            }
         },
     };
     let tls = load_tls(&b.state_dir)?;
@@ -344,7 +346,7 @@ async fn start(b: ManagerBuilder) -> Result<Manager, ManagerError> {
     let dispatcher = Dispatcher::new(store.clone(), b.dispatcher.clone(), info.clone());
     let revoked = Revoked::default();
     let ca_server = CaServer::new(info.clone(), connector.clone());
-    let control = ControlService::new(store.clone(), connector.clone());
+    let control = ControlService::new(store.clone(), connector.clone(), info.clone());
     let logs = LogBrokerService::new(store.clone(), info.clone(), connector.clone());
     let membership = MembershipService {
         raft: raft.clone(),
@@ -382,7 +384,16 @@ async fn start(b: ManagerBuilder) -> Result<Manager, ManagerError> {
     if let Some((ca, tokens)) = &fresh {
         raft.bootstrap().await?;
         raft.wait_for_leader(READY_TIMEOUT).await?;
-        seed_cluster(&store, &state, ca, tokens, &advertise, b.availability).await?;
+        seed_cluster(
+            &store,
+            &state,
+            ca,
+            tokens,
+            &advertise,
+            b.availability,
+            b.dispatcher.heartbeat_period,
+        )
+        .await?;
     }
     state.save(&b.state_dir)?;
 
@@ -436,11 +447,13 @@ async fn join_identity(
     addr: &str,
     token: &str,
     advertise: &str,
+    availability: NodeAvailability,
 ) -> Result<ManagerState, ManagerError> {
     let token = JoinToken::parse(token)
         .map_err(|e| ManagerError::Join(format!("invalid join token: {e}")))?;
     let options = JoinOptions {
         store: Some(CredentialStore::new(dir.join("certificates"))),
+        availability,
         ..JoinOptions::default()
     };
     let enrollment = swarm_pki::join(addr, &token, &options)
@@ -478,6 +491,7 @@ async fn seed_cluster(
     tokens: &JoinTokens,
     advertise: &str,
     availability: NodeAvailability,
+    heartbeat_period: std::time::Duration,
 ) -> Result<(), ManagerError> {
     use swarm_api::defaults as d;
     let spec = ClusterSpec {
@@ -496,7 +510,9 @@ async fn seed_cluster(
             election_tick: d::RAFT_ELECTION_TICK,
         }),
         dispatcher: Some(swarm_api::v1::DispatcherConfig {
-            heartbeat_period: Some(d::HEARTBEAT_PERIOD.into()),
+            // The builder's period seeds the cluster; from then on the
+            // cluster object is what every leader's dispatcher follows.
+            heartbeat_period: Some(heartbeat_period.into()),
         }),
         ca_config: Some(CaConfig {
             node_cert_expiry: Some(d::NODE_CERT_EXPIRY.into()),

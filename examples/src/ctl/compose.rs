@@ -168,9 +168,21 @@ pub struct ComposeService {
     /// Networks.
     #[serde(default)]
     pub networks: Option<ServiceNetworks>,
+    /// `host`: the tasks use their node's network and join no overlay
+    /// network (what process-executor nodes can run); no other mode is
+    /// supported.
+    #[serde(default)]
+    pub network_mode: Option<String>,
     /// Swarm settings.
     #[serde(default)]
     pub deploy: Option<Deploy>,
+}
+
+impl ComposeService {
+    /// True with `network_mode: host`.
+    pub fn uses_host_network(&self) -> bool {
+        self.network_mode.as_deref() == Some("host")
+    }
 }
 
 /// A port: `"8080:80"`, `80`, or the long syntax.

@@ -82,7 +82,10 @@ pub fn plan(stack: &str, file: &ComposeFile) -> Result<StackPlan, StackError> {
             ..Default::default()
         });
     }
-    let needs_default = file.services.values().any(|s| s.networks.is_none());
+    let needs_default = file
+        .services
+        .values()
+        .any(|s| s.networks.is_none() && !s.uses_host_network());
     if needs_default && !real_name.contains_key("default") {
         real_name.insert("default".into(), scoped(stack, "default"));
         networks.push(NetworkSpec {
@@ -143,6 +146,19 @@ fn service_spec(
     s: &ComposeService,
     networks: &BTreeMap<String, String>,
 ) -> Result<ServiceSpec, FlagError> {
+    if let Some(m) = &s.network_mode {
+        let refuse = |reason: &str| FlagError {
+            flag: "network_mode",
+            given: m.clone(),
+            reason: reason.to_string(),
+        };
+        if m != "host" {
+            return Err(refuse("only `host` is supported"));
+        }
+        if s.networks.is_some() {
+            return Err(refuse("a host-network service cannot also join networks"));
+        }
+    }
     let deploy = s.deploy.clone().unwrap_or_default();
     let mode = flags::mode(
         deploy.mode.as_deref().unwrap_or("replicated"),
@@ -153,6 +169,7 @@ fn service_spec(
     command.extend(s.command.as_ref().map(|c| c.words()).unwrap_or_default());
     let attachments = match &s.networks {
         Some(n) => n.entries(),
+        None if s.uses_host_network() => Vec::new(),
         None => vec![("default".to_string(), Vec::new())],
     };
     let mut spec = ServiceSpec {

@@ -97,6 +97,9 @@ pub struct NodeOptions {
     /// Node label KEY=VALUE (repeatable).
     #[arg(long)]
     pub label: Vec<String>,
+    /// The host name the node reports [default: the machine's].
+    #[arg(long)]
+    pub hostname: Option<String>,
     /// active, pause or drain.
     #[arg(long, default_value = "active")]
     pub availability: String,

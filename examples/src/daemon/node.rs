@@ -256,6 +256,7 @@ async fn start_worker(
         executor: opts.executor,
         data_path_addr: opts.data_path_addr.clone(),
         labels: flags::labels("--label", &opts.label)?,
+        hostname: opts.hostname.clone(),
         availability,
     })
     .await?)

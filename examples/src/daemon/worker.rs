@@ -33,6 +33,8 @@ pub struct WorkerConfig {
     /// Engine labels the node reports (usable in constraints as
     /// `engine.labels.KEY`).
     pub labels: BTreeMap<String, String>,
+    /// The host name to report instead of the machine's.
+    pub hostname: Option<String>,
     /// The availability asked for when joining.
     pub availability: NodeAvailability,
 }
@@ -42,18 +44,8 @@ pub struct WorkerConfig {
 #[non_exhaustive]
 pub enum WorkerError {
     /// The executor asked for is not part of this build.
-    #[error(
-        "the {0} executor is not available in this build of swarmd (use --executor process)"
-    )]
+    #[error("the {0} executor is not available in this build of swarmd (use --executor process)")]
     Unavailable(&'static str),
-    /// The state directory could not be written.
-    #[error("state directory {}: {source}", path.display())]
-    State {
-        /// The directory.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
     /// The agent could not start (no certificate, wrong token, ...).
     #[error(transparent)]
     Agent(#[from] AgentError),
@@ -80,45 +72,17 @@ impl Worker {
 /// True when `state_dir` holds a node certificate (a worker's, when no
 /// manager state is beside it).
 pub fn has_state(state_dir: &Path) -> bool {
-    state_dir.join(CERTIFICATES_DIR).join(swarm_pki::CERT_FILE).is_file()
-}
-
-/// File in the state directory listing the managers a worker-only node
-/// reconnects to after a restart (one `host:port` per line).
-pub const MANAGERS_FILE: &str = "managers";
-
-/// The managers remembered in `state_dir` (empty when none).
-fn remembered_managers(state_dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(state_dir.join(MANAGERS_FILE))
-        .map(|s| {
-            s.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
+    state_dir
+        .join(CERTIFICATES_DIR)
+        .join(swarm_pki::CERT_FILE)
+        .is_file()
 }
 
 /// Starts the worker: joins with the token on first start (or loads the
 /// stored certificate), then keeps a dispatcher session in the background.
-/// With no manager given, the ones remembered from the last start are used.
-pub async fn start(mut config: WorkerConfig) -> Result<Worker, WorkerError> {
-    if config.managers.is_empty() {
-        config.managers = remembered_managers(&config.state_dir);
-    } else {
-        std::fs::create_dir_all(&config.state_dir)
-            .and_then(|()| {
-                std::fs::write(
-                    config.state_dir.join(MANAGERS_FILE),
-                    config.managers.join("\n") + "\n",
-                )
-            })
-            .map_err(|source| WorkerError::State {
-                path: config.state_dir.clone(),
-                source,
-            })?;
-    }
+/// With no manager given, the agent uses the ones it remembered from its
+/// last run.
+pub async fn start(config: WorkerConfig) -> Result<Worker, WorkerError> {
     let executor = match config.executor {
         ExecutorKind::Process => Arc::new(ProcessExecutor::new(
             config.state_dir.join(swarm_agent::agent::TASKS_DIR),
@@ -134,6 +98,9 @@ pub async fn start(mut config: WorkerConfig) -> Result<Worker, WorkerError> {
     }
     if let Some(a) = &config.data_path_addr {
         b = b.data_path_addr(a.clone());
+    }
+    if let Some(h) = &config.hostname {
+        b = b.hostname(h.clone());
     }
     for (k, v) in &config.labels {
         b = b.label(k.clone(), v.clone());

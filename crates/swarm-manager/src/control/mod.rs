@@ -1,9 +1,13 @@
 //! The control API: what `swarmctl` and embedding products call.
 //!
 //! Served on the manager's mutual-TLS listener (manager certificates only)
-//! and on its local unix socket. Reads answer from this manager's store;
-//! writes are validated, versioned and committed through raft on the
-//! leader: a follower forwards them to the leader (one hop).
+//! and on its local unix socket. Every call is answered by the leader, as
+//! in SwarmKit: a follower forwards reads and writes to it (one hop), so a
+//! client never reads state older than its own last write, whichever
+//! manager it talks to. Writes are validated, versioned and committed
+//! through raft. When no leader can be reached, a follower still answers
+//! reads from its own store (possibly behind), so a cluster that lost its
+//! quorum can be inspected.
 
 mod cluster;
 mod filters;
@@ -24,6 +28,7 @@ use swarm_store::{Store, StoreError};
 use tonic::{Request, Response, Status};
 
 use crate::auth::authorize_control;
+use crate::dispatcher::ClusterInfo;
 use crate::error::{not_leader, store_status};
 
 /// Metadata key set on a request a follower forwarded to the leader.
@@ -60,6 +65,7 @@ pub(crate) type Local<T> = Result<T, Fail>;
 pub struct ControlService {
     pub(crate) store: Store,
     dial: Arc<dyn Connector>,
+    info: Arc<dyn ClusterInfo>,
 }
 
 impl std::fmt::Debug for ControlService {
@@ -69,10 +75,20 @@ impl std::fmt::Debug for ControlService {
 }
 
 impl ControlService {
-    /// A control API over `store`, forwarding writes to the leader through
-    /// `dial` (mutual TLS with this manager's certificate).
-    pub fn new(store: Store, dial: Arc<dyn Connector>) -> Self {
-        ControlService { store, dial }
+    /// A control API over `store`, forwarding calls to the leader that
+    /// `info` names through `dial` (mutual TLS with this manager's
+    /// certificate).
+    pub fn new(store: Store, dial: Arc<dyn Connector>, info: Arc<dyn ClusterInfo>) -> Self {
+        ControlService { store, dial, info }
+    }
+
+    /// Where to forward a call: the leader's address, unless this manager
+    /// leads, the request was already forwarded, or no leader is known.
+    fn forward_target(&self, forwarded: bool) -> Option<String> {
+        if forwarded || self.info.is_leader() {
+            return None;
+        }
+        self.info.leader_addr()
     }
 
     /// The tonic server for this service.
@@ -104,13 +120,19 @@ impl ControlService {
     }
 }
 
-/// A write: run it here, or forward it to the leader once.
+/// A write: run it here on the leader, or forward it to the leader once.
 macro_rules! write {
     ($self:ident, $req:ident, $local:ident, $method:ident) => {{
         authorize_control(&$req)?;
         let forwarded = $req.metadata().contains_key(FORWARDED);
         let body = $req.into_inner();
-        match $self.$local(body.clone()).await {
+        // A follower forwards at once: its own store may be behind, and
+        // checking versions against it would refuse fresh updates.
+        let local = match $self.forward_target(forwarded) {
+            Some(addr) => Err(Fail::NotLeader(Some(addr))),
+            None => $self.$local(body.clone()).await,
+        };
+        match local {
             Ok(v) => Ok(Response::new(v)),
             Err(Fail::Status(s)) => Err(s),
             Err(Fail::NotLeader(_)) if forwarded => {
@@ -127,12 +149,27 @@ macro_rules! write {
     }};
 }
 
-/// A read, answered from this manager's store.
+/// A read: forwarded to the leader (one hop) from a follower, answered
+/// here on the leader, or here on a follower that cannot reach one.
 macro_rules! read {
-    ($self:ident, $req:ident, $local:ident) => {{
+    ($self:ident, $req:ident, $local:ident, $method:ident) => {{
         authorize_control(&$req)?;
+        let forwarded = $req.metadata().contains_key(FORWARDED);
+        let body = $req.into_inner();
+        if let Some(addr) = $self.forward_target(forwarded) {
+            let mut req = Request::new(body.clone());
+            req.metadata_mut()
+                .insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
+            match $self.leader_client(Some(addr)) {
+                Ok(mut client) => match client.$method(req).await {
+                    Err(s) if s.code() == tonic::Code::Unavailable => {}
+                    answer => return answer,
+                },
+                Err(_) => {}
+            }
+        }
         $self
-            .$local($req.into_inner())
+            .$local(body)
             .map(Response::new)
             .map_err(|f| match f {
                 Fail::Status(s) => s,
@@ -147,13 +184,13 @@ impl Control for ControlService {
         &self,
         req: Request<GetNodeRequest>,
     ) -> Result<Response<GetNodeResponse>, Status> {
-        read!(self, req, get_node_local)
+        read!(self, req, get_node_local, get_node)
     }
     async fn list_nodes(
         &self,
         req: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
-        read!(self, req, list_nodes_local)
+        read!(self, req, list_nodes_local, list_nodes)
     }
     async fn update_node(
         &self,
@@ -172,13 +209,13 @@ impl Control for ControlService {
         &self,
         req: Request<GetTaskRequest>,
     ) -> Result<Response<GetTaskResponse>, Status> {
-        read!(self, req, get_task_local)
+        read!(self, req, get_task_local, get_task)
     }
     async fn list_tasks(
         &self,
         req: Request<ListTasksRequest>,
     ) -> Result<Response<ListTasksResponse>, Status> {
-        read!(self, req, list_tasks_local)
+        read!(self, req, list_tasks_local, list_tasks)
     }
     async fn remove_task(
         &self,
@@ -197,7 +234,7 @@ impl Control for ControlService {
         &self,
         req: Request<GetServiceRequest>,
     ) -> Result<Response<GetServiceResponse>, Status> {
-        read!(self, req, get_service_local)
+        read!(self, req, get_service_local, get_service)
     }
     async fn update_service(
         &self,
@@ -215,7 +252,7 @@ impl Control for ControlService {
         &self,
         req: Request<ListServicesRequest>,
     ) -> Result<Response<ListServicesResponse>, Status> {
-        read!(self, req, list_services_local)
+        read!(self, req, list_services_local, list_services)
     }
 
     async fn create_network(
@@ -228,13 +265,13 @@ impl Control for ControlService {
         &self,
         req: Request<GetNetworkRequest>,
     ) -> Result<Response<GetNetworkResponse>, Status> {
-        read!(self, req, get_network_local)
+        read!(self, req, get_network_local, get_network)
     }
     async fn list_networks(
         &self,
         req: Request<ListNetworksRequest>,
     ) -> Result<Response<ListNetworksResponse>, Status> {
-        read!(self, req, list_networks_local)
+        read!(self, req, list_networks_local, list_networks)
     }
     async fn remove_network(
         &self,
@@ -247,13 +284,13 @@ impl Control for ControlService {
         &self,
         req: Request<GetClusterRequest>,
     ) -> Result<Response<GetClusterResponse>, Status> {
-        read!(self, req, get_cluster_local)
+        read!(self, req, get_cluster_local, get_cluster)
     }
     async fn list_clusters(
         &self,
         req: Request<ListClustersRequest>,
     ) -> Result<Response<ListClustersResponse>, Status> {
-        read!(self, req, list_clusters_local)
+        read!(self, req, list_clusters_local, list_clusters)
     }
     async fn update_cluster(
         &self,
@@ -272,7 +309,7 @@ impl Control for ControlService {
         &self,
         req: Request<GetSecretRequest>,
     ) -> Result<Response<GetSecretResponse>, Status> {
-        read!(self, req, get_secret_local)
+        read!(self, req, get_secret_local, get_secret)
     }
     async fn update_secret(
         &self,
@@ -284,7 +321,7 @@ impl Control for ControlService {
         &self,
         req: Request<ListSecretsRequest>,
     ) -> Result<Response<ListSecretsResponse>, Status> {
-        read!(self, req, list_secrets_local)
+        read!(self, req, list_secrets_local, list_secrets)
     }
     async fn remove_secret(
         &self,
@@ -303,7 +340,7 @@ impl Control for ControlService {
         &self,
         req: Request<GetConfigRequest>,
     ) -> Result<Response<GetConfigResponse>, Status> {
-        read!(self, req, get_config_local)
+        read!(self, req, get_config_local, get_config)
     }
     async fn update_config(
         &self,
@@ -315,7 +352,7 @@ impl Control for ControlService {
         &self,
         req: Request<ListConfigsRequest>,
     ) -> Result<Response<ListConfigsResponse>, Status> {
-        read!(self, req, list_configs_local)
+        read!(self, req, list_configs_local, list_configs)
     }
     async fn remove_config(
         &self,

@@ -11,6 +11,7 @@ mod assignments;
 mod config;
 pub(crate) mod network_view;
 mod nodes;
+mod period;
 mod sessions;
 mod status;
 
@@ -61,6 +62,7 @@ struct Active {
 struct Inner {
     store: Store,
     config: DispatcherConfig,
+    period: Arc<period::Period>,
     counters: Arc<crate::metrics::Counters>,
     info: Arc<dyn ClusterInfo>,
     sessions: Sessions,
@@ -89,6 +91,7 @@ impl Dispatcher {
         Dispatcher {
             inner: Arc::new(Inner {
                 store,
+                period: Arc::new(period::Period::new(config.heartbeat_period)),
                 config,
                 counters: Arc::default(),
                 info,
@@ -121,7 +124,7 @@ impl Dispatcher {
         }
         let cfg = &self.inner.config;
         // Nodes that were ready get twice the grace period to come back.
-        let deadline = Instant::now() + cfg.grace() * 2;
+        let deadline = Instant::now() + self.inner.grace() * 2;
         for n in self.inner.store.view().all::<Node>() {
             if n.status
                 .as_ref()
@@ -143,6 +146,7 @@ impl Dispatcher {
             )),
             tokio::spawn(monitor(Arc::downgrade(&self.inner))),
             tokio::spawn(node_updates(Arc::downgrade(&self.inner))),
+            tokio::spawn(self.inner.period.clone().follow(store.clone())),
         ];
         *active = Some(Active {
             fanout: fanout_tx,
@@ -199,7 +203,7 @@ impl Dispatcher {
 async fn monitor(inner: std::sync::Weak<Inner>) {
     loop {
         let period = match inner.upgrade() {
-            Some(i) => (i.config.heartbeat_period / 4).clamp(
+            Some(i) => (i.period.get() / 4).clamp(
                 std::time::Duration::from_millis(20),
                 std::time::Duration::from_millis(500),
             ),
@@ -254,14 +258,23 @@ async fn node_updates(inner: std::sync::Weak<Inner>) {
     }
 }
 
-fn jittered(cfg: &DispatcherConfig) -> std::time::Duration {
+impl Inner {
+    /// How long a node may stay silent before it is marked down, at the
+    /// period in force.
+    fn grace(&self) -> std::time::Duration {
+        self.period.get() * self.config.grace_multiplier + self.config.heartbeat_jitter
+    }
+}
+
+/// The period to ask of an agent: the one in force plus some jitter.
+fn jittered(period: std::time::Duration, cfg: &DispatcherConfig) -> std::time::Duration {
     let extra = cfg.heartbeat_jitter.as_millis() as u64;
     let add = if extra == 0 {
         0
     } else {
         rand::random::<u64>() % extra
     };
-    cfg.heartbeat_period + std::time::Duration::from_millis(add)
+    period + std::time::Duration::from_millis(add)
 }
 
 #[tonic::async_trait]
@@ -306,7 +319,7 @@ impl DispatcherRpc for Dispatcher {
         let session_id =
             self.inner
                 .sessions
-                .open(&node_id, tx.clone(), Instant::now() + cfg.grace());
+                .open(&node_id, tx.clone(), Instant::now() + self.inner.grace());
         let first = self.session_message(&session_id, node);
         tx.try_send(Ok(first))
             .map_err(|_| Status::internal("session stream closed"))?;
@@ -324,14 +337,14 @@ impl DispatcherRpc for Dispatcher {
         self.inner.sessions.beat(
             &identity.node_id,
             &body.session_id,
-            Instant::now() + cfg.grace(),
+            Instant::now() + self.inner.grace(),
         )?;
         self.inner
             .counters
             .heartbeats
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Response::new(HeartbeatResponse {
-            period: Some(jittered(cfg).into()),
+            period: Some(jittered(self.inner.period.get(), cfg).into()),
         }))
     }
 
