@@ -80,6 +80,9 @@ async fn six_processes_converge_through_failures_without_duplicates() {
     }
     assert_eq!(d.steps().len(), 8, "{}", d.summary());
     let c = &mut d.cluster;
+    // Keep the logs if an assertion below fails; removed at the end.
+    c.keep_files();
+    let root = c.root().to_path_buf();
 
     // A stack: two services from a compose file, namespaced by the stack.
     let compose = c.root().join("stack.yml");
@@ -113,42 +116,42 @@ async fn six_processes_converge_through_failures_without_duplicates() {
     c.restart(busy).await.unwrap();
     let services = ["web", "shop_api", "shop_worker"];
     let want = [(demo::WEB_REPLICAS + 3), 2, 3];
-    c.wait_for(
-        "tasks to settle after the restart",
-        Duration::from_secs(60),
-        |api| async move {
-            for (svc, n) in services.iter().zip(want) {
-                if running_per_node(&api, svc).await?.values().sum::<usize>() != n {
-                    return Ok(None);
+    let dirs: Vec<(String, std::path::PathBuf)> = WORKERS
+        .iter()
+        .map(|(name, _)| (name.to_string(), c.node(name).unwrap().state_dir.clone()))
+        .collect();
+    let settled = c
+        .wait_for(
+            "every task running once, each worker running exactly its tasks' processes",
+            Duration::from_secs(90),
+            |api| {
+                let dirs = dirs.clone();
+                async move {
+                    let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+                    for (svc, n) in services.iter().zip(want) {
+                        let placed = running_per_node(&api, svc).await?;
+                        if placed.values().sum::<usize>() != n {
+                            return Ok(None);
+                        }
+                        for (node, k) in placed {
+                            *per_node.entry(node).or_default() += k;
+                        }
+                    }
+                    let live: BTreeMap<String, usize> = dirs
+                        .iter()
+                        .map(|(name, dir)| (name.clone(), live_task_processes(dir).len()))
+                        .collect();
+                    let placed: BTreeMap<String, usize> = dirs
+                        .iter()
+                        .map(|(name, _)| (name.clone(), per_node.get(name).copied().unwrap_or(0)))
+                        .collect();
+                    Ok((live == placed).then_some(live))
                 }
-            }
-            Ok(Some(()))
-        },
-    )
-    .await
-    .unwrap();
+            },
+        )
+        .await;
+    assert!(settled.is_ok(), "{settled:?}");
     let api = c.api().await.unwrap();
-    let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
-    for svc in services {
-        for (node, n) in running_per_node(&api, svc).await.unwrap() {
-            *per_node.entry(node).or_default() += n;
-        }
-    }
-    for (name, _) in WORKERS {
-        let expected = per_node.get(name).copied().unwrap_or(0);
-        let dir = c.node(name).unwrap().state_dir.clone();
-        let live = c
-            .wait_for(
-                &format!("{name} to run exactly its {expected} tasks' processes"),
-                Duration::from_secs(30),
-                |_| {
-                    let live = live_task_processes(&dir).len();
-                    async move { Ok((live == expected).then_some(live)) }
-                },
-            )
-            .await;
-        assert!(live.is_ok(), "{name}: {live:?}");
-    }
     // Every running task has a distinct slot: no duplicates per service.
     for svc in services {
         let tasks = api.tasks(svc).await.unwrap();
@@ -184,4 +187,6 @@ async fn six_processes_converge_through_failures_without_duplicates() {
     assert!(log.to_lowercase().contains("token"), "{log}");
     let nodes = api.nodes().await.unwrap();
     assert!(nodes.iter().all(|n| query::hostname(n) != "intruder"));
+    drop(d);
+    std::fs::remove_dir_all(&root).unwrap();
 }

@@ -170,7 +170,11 @@ fn external_networks_are_used_by_name() {
 fn host_network_services_join_no_network() {
     let f = parse("services:\n  a:\n    image: x\n    network_mode: host\n").unwrap();
     let p = plan("s", &f).unwrap();
-    assert!(p.networks.is_empty(), "no default network: {:?}", p.networks);
+    assert!(
+        p.networks.is_empty(),
+        "no default network: {:?}",
+        p.networks
+    );
     let task = p.services[0].task.as_ref().unwrap();
     assert!(task.networks.is_empty());
 }
@@ -223,7 +227,8 @@ fn bad_files_are_refused_with_a_reason() {
         (
             "services:\n  a:\n    image: x\n    deploy:\n      restart_policy:\n        condition: sometimes\n",
             "sometimes",
-        ),        (
+        ),
+        (
             "services:\n  a:\n    image: x\n    network_mode: bridge\n",
             "only `host` is supported",
         ),

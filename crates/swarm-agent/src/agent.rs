@@ -234,9 +234,14 @@ impl Agent {
 
         // The configured managers first, then the ones remembered from the
         // last run (the one joined through may be gone).
-        let remembered = load_remembered(&self.config.state_dir.join(MANAGERS_FILE));
+        let managers_file = self.config.state_dir.join(MANAGERS_FILE);
+        let remembered = load_remembered(&managers_file);
         let seeds = self.managers.iter().cloned().chain(remembered);
-        let managers = Arc::new(Mutex::new(Managers::new(seeds)));
+        let managers = Managers::new(seeds);
+        if let Err(e) = crate::managers::remember(&managers_file, &managers.addrs()) {
+            tracing::warn!(file = %managers_file.display(), error = %e, "cannot remember the managers");
+        }
+        let managers = Arc::new(Mutex::new(managers));
         let (stop, stop_rx) = watch::channel(false);
         let (connected_tx, connected) = watch::channel(false);
         let sessions = tokio::spawn(session_loop(SessionLoop {
@@ -245,7 +250,7 @@ impl Agent {
             worker: worker.clone(),
             reports,
             managers: managers.clone(),
-            managers_file: self.config.state_dir.join(MANAGERS_FILE),
+            managers_file,
             stop: stop_rx.clone(),
             connected: connected_tx,
             backoff: Backoff::new(self.config.backoff.0, self.config.backoff.1),

@@ -168,13 +168,10 @@ macro_rules! read {
                 Err(_) => {}
             }
         }
-        $self
-            .$local(body)
-            .map(Response::new)
-            .map_err(|f| match f {
-                Fail::Status(s) => s,
-                Fail::NotLeader(_) => Status::unavailable("not the leader"),
-            })
+        $self.$local(body).map(Response::new).map_err(|f| match f {
+            Fail::Status(s) => s,
+            Fail::NotLeader(_) => Status::unavailable("not the leader"),
+        })
     }};
 }
 
