@@ -65,9 +65,12 @@ impl Managers {
         if next.is_empty() {
             return false;
         }
-        let before = self.addrs();
+        let mut before = self.addrs();
         self.peers = next;
-        before != self.addrs()
+        let mut after = self.addrs();
+        before.sort_unstable();
+        after.sort_unstable();
+        before != after
     }
 
     /// A follower said the leader is at `addr`: go there next.
