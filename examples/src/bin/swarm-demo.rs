@@ -54,15 +54,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             keep,
         },
     )?;
-    println!("swarm-rs demo: state and logs in {}", root.display());
+    say(&format!(
+        "swarm-rs demo: state and logs in {}",
+        root.display()
+    ));
     let mut d = Demo::new(cluster, "127.0.0", false);
     let result = demo::run(&mut d).await;
-    println!("\n{}", d.summary());
+    say(&format!("\n{}", d.summary()));
     match result {
         Ok(()) => {
-            println!("The cluster converged after every step.");
+            say("The cluster converged after every step.");
             if keep {
-                println!("Logs kept in {}.", root.display());
+                say(&format!("Logs kept in {}.", root.display()));
             }
             Ok(())
         }
@@ -73,4 +76,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Err(e.into())
         }
     }
+}
+
+/// Prints a line on standard output.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
 }

@@ -54,7 +54,7 @@ impl Demo {
     /// Prints a line unless quiet.
     pub fn say(&self, text: &str) {
         if !self.quiet {
-            println!("{text}");
+            emit(&format!("{text}\n"));
         }
     }
 
@@ -63,9 +63,9 @@ impl Demo {
         self.say(&format!("$ swarmctl {}", args.join(" ")));
         let out = self.cluster.ctl(args)?;
         if !self.quiet {
-            print!("{out}");
+            emit(&out);
             if !out.is_empty() && !out.ends_with('\n') {
-                println!();
+                emit("\n");
             }
         }
         Ok(out)
@@ -111,4 +111,12 @@ impl Demo {
         }
         out
     }
+}
+
+/// Writes to standard output (a closed stdout is not the demo's failure).
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
 }

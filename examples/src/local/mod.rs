@@ -382,12 +382,11 @@ impl LocalCluster {
         let start = Instant::now();
         loop {
             self.node_mut(name)?.check_alive()?;
-            if socket.exists() {
-                if let Ok(api) = query::Api::connect(&socket).await {
-                    if api.nodes().await.is_ok() {
-                        return Ok(());
-                    }
-                }
+            if socket.exists()
+                && let Ok(api) = query::Api::connect(&socket).await
+                && api.nodes().await.is_ok()
+            {
+                return Ok(());
             }
             if start.elapsed() > limit {
                 return Err(LocalError::Timeout {

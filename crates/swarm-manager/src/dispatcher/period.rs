@@ -56,7 +56,7 @@ impl Period {
             if let Event::Created(o) | Event::Updated { new: o, .. } = e
                 && let Some(c) = o.downcast::<Cluster>()
             {
-                self.set_from(&c);
+                self.set_from(c);
             }
         }
     }
