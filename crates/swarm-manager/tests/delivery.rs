@@ -154,22 +154,22 @@ async fn secrets_and_configs_reach_only_the_nodes_whose_tasks_use_them() {
     let first = eventually("private and public tasks running", || async {
         let p = nodes_running(&m, &private.id);
         let all = nodes_running(&m, &public.id);
-        let delivered = agents.iter().all(|a| {
-            a.running
-                .lock()
-                .values()
-                .any(|t| t.service_id == public.id)
-        });
+        let delivered = agents
+            .iter()
+            .all(|a| a.running.lock().values().any(|t| t.service_id == public.id));
         (p.len() == 1 && all.len() == 3 && delivered).then(|| p[0].clone())
     })
     .await;
     let holder = agent(&agents, &first);
-    eventually("the secret and config delivered with their data", || async {
-        let d = holder.delivered.lock();
-        (d.secrets.get(&secret.id).map(Vec::as_slice) == Some(b"hunter2".as_slice())
-            && d.configs.get(&config.id).map(Vec::as_slice) == Some(b"verbose=1".as_slice()))
-        .then_some(())
-    })
+    eventually(
+        "the secret and config delivered with their data",
+        || async {
+            let d = holder.delivered.lock();
+            (d.secrets.get(&secret.id).map(Vec::as_slice) == Some(b"hunter2".as_slice())
+                && d.configs.get(&config.id).map(Vec::as_slice) == Some(b"verbose=1".as_slice()))
+            .then_some(())
+        },
+    )
     .await;
     for a in agents.iter().filter(|a| a.node_id != first) {
         let d = a.delivered.lock();
@@ -203,15 +203,18 @@ async fn secrets_and_configs_reach_only_the_nodes_whose_tasks_use_them() {
     })
     .await;
     let mover = agent(&agents, &second);
-    eventually("secret removed from the drained node, given to the new one", || async {
-        let old = holder.delivered.lock();
-        let new = mover.delivered.lock();
-        (old.secrets.is_empty()
-            && old.configs.is_empty()
-            && new.secrets.contains_key(&secret.id)
-            && new.configs.contains_key(&config.id))
-        .then_some(())
-    })
+    eventually(
+        "secret removed from the drained node, given to the new one",
+        || async {
+            let old = holder.delivered.lock();
+            let new = mover.delivered.lock();
+            (old.secrets.is_empty()
+                && old.configs.is_empty()
+                && new.secrets.contains_key(&secret.id)
+                && new.configs.contains_key(&config.id))
+            .then_some(())
+        },
+    )
     .await;
 
     // The service goes: so does its secret.
@@ -296,7 +299,9 @@ async fn a_late_log_subscriber_gets_the_tail_then_follows() {
     // The tasks wrote five lines each before anyone asked.
     for t in &tasks {
         for i in 0..5 {
-            agent(&agents, &t.node_id).logs.write(t, &format!("line {i}"));
+            agent(&agents, &t.node_id)
+                .logs
+                .write(t, &format!("line {i}"));
         }
     }
 
@@ -319,11 +324,19 @@ async fn a_late_log_subscriber_gets_the_tail_then_follows() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(read_lines(&mut follow, 4).await, lines(&tasks, 3..5), "the tail");
+    assert_eq!(
+        read_lines(&mut follow, 4).await,
+        lines(&tasks, 3..5),
+        "the tail"
+    );
     for t in &tasks {
         agent(&agents, &t.node_id).logs.write(t, "line 5");
     }
-    assert_eq!(read_lines(&mut follow, 2).await, lines(&tasks, 5..6), "followed");
+    assert_eq!(
+        read_lines(&mut follow, 2).await,
+        lines(&tasks, 5..6),
+        "followed"
+    );
     // Only the nodes running the selected tasks were asked.
     for a in &agents {
         let asked = usize::from(nodes.contains(&a.node_id));

@@ -98,10 +98,7 @@ fn watch_slots(store: Store, service: String) -> (Arc<Mutex<Vec<String>>>, Arc<M
         loop {
             match watcher.recv().await {
                 Ok(swarm_store::Event::Commit { version }) => {
-                    let tasks = store
-                        .view()
-                        .find::<Task>(By::ServiceId(&service))
-                        .unwrap();
+                    let tasks = store.view().find::<Task>(By::ServiceId(&service)).unwrap();
                     let mut running: BTreeMap<u64, usize> =
                         (1..=REPLICAS).map(|s| (s, 0)).collect();
                     for t in tasks.iter().filter(|t| t.state() == TaskState::Running) {
@@ -256,7 +253,9 @@ async fn a_rolling_update_resumes_on_the_new_leader_when_the_leader_dies() {
 fn service(name: &str, replicas: u64, networks: &[&str]) -> ServiceSpec {
     let mut s = web("v1", networks);
     s.annotations.as_mut().unwrap().name = name.into();
-    s.mode = Some(service_spec::Mode::Replicated(ReplicatedService { replicas }));
+    s.mode = Some(service_spec::Mode::Replicated(ReplicatedService {
+        replicas,
+    }));
     s
 }
 
@@ -472,7 +471,11 @@ async fn no_address_or_vip_is_allocated_twice_across_a_leader_change() {
     }
     for s in view.all::<Service>() {
         for v in s.endpoint.iter().flat_map(|e| &e.virtual_ips) {
-            hold(&v.network_id, &v.addr, format!("the VIP of service {}", s.id));
+            hold(
+                &v.network_id,
+                &v.addr,
+                format!("the VIP of service {}", s.id),
+            );
         }
     }
     for t in view.all::<Task>() {

@@ -391,3 +391,32 @@ async fn three_managers_forward_writes_to_the_leader() {
         m.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_join_through_a_follower() {
+    init_logs();
+    let (_dirs, managers) = common::cluster::three_managers("joinfollower").await;
+    let l = common::cluster::leader(&managers).await;
+    let follower = &managers[(l + 1) % 3];
+    let t = token(follower, false);
+    // The follower passes the join to the leader, which records the node;
+    // the new node then asks the follower about its certificate, possibly
+    // before the follower applied that record.
+    for _ in 0..10 {
+        let enrollment = swarm_pki::join(follower.addr(), &t, &swarm_pki::JoinOptions::default())
+            .await
+            .unwrap();
+        let id = enrollment.credentials.identity().node_id.clone();
+        assert_eq!(enrollment.credentials.identity().role, NodeRole::Worker);
+        eventually("the node recorded everywhere", || async {
+            managers
+                .iter()
+                .all(|m| m.store().view().get::<Node>(&id).is_some())
+                .then_some(())
+        })
+        .await;
+    }
+    for m in managers {
+        m.shutdown().await;
+    }
+}

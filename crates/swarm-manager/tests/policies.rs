@@ -120,7 +120,11 @@ async fn a_failing_task_restarts_after_the_delay_up_to_max_attempts() {
     tokio::time::sleep(DELAY * 3).await;
     let tasks = failed();
     assert_eq!(tasks.len(), attempts, "no restart beyond max attempts");
-    assert!(tasks.iter().all(|t| t.slot == 1 && t.node_id == agent.node_id));
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t.slot == 1 && t.node_id == agent.node_id)
+    );
     assert!(
         tasks.iter().all(|t| t.state() == TaskState::Failed),
         "{tasks:#?}"
@@ -176,7 +180,12 @@ async fn a_global_service_follows_nodes_as_they_join() {
         .unwrap();
     let per_node = || {
         let mut out: BTreeMap<String, usize> = BTreeMap::new();
-        for t in m.store().view().find::<Task>(By::ServiceId(&svc.id)).unwrap() {
+        for t in m
+            .store()
+            .view()
+            .find::<Task>(By::ServiceId(&svc.id))
+            .unwrap()
+        {
             if t.state() == TaskState::Running && t.desired_state() == TaskState::Running {
                 *out.entry(t.node_id.clone()).or_default() += 1;
             }

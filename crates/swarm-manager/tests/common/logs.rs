@@ -112,7 +112,12 @@ impl AgentLogs {
         sub: SubscriptionMessage,
         mut stopped: oneshot::Receiver<()>,
     ) {
-        let tasks: BTreeSet<String> = sub.selector.unwrap_or_default().task_ids.into_iter().collect();
+        let tasks: BTreeSet<String> = sub
+            .selector
+            .unwrap_or_default()
+            .task_ids
+            .into_iter()
+            .collect();
         let options = sub.options.unwrap_or_default();
         let of_task = |m: &LogMessage| {
             m.context
@@ -123,7 +128,11 @@ impl AgentLogs {
             let inner = self.inner.lock();
             let mut per_task: BTreeMap<String, Vec<LogMessage>> = BTreeMap::new();
             for m in inner.lines.iter().filter(|m| of_task(m)) {
-                let task = m.context.as_ref().map(|c| c.task_id.clone()).unwrap_or_default();
+                let task = m
+                    .context
+                    .as_ref()
+                    .map(|c| c.task_id.clone())
+                    .unwrap_or_default();
                 per_task.entry(task).or_default().push(m.clone());
             }
             let mut backlog = Vec::new();

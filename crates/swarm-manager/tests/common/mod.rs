@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use swarm_api::v1::control_client::ControlClient;
 use swarm_api::v1::dispatcher_client::DispatcherClient;
 use swarm_api::v1::*;
@@ -19,7 +20,6 @@ use swarm_manager::dispatcher::{DispatcherConfig, LEADER_ADDR_KEY};
 use swarm_manager::{Manager, ManagerBuilder};
 use swarm_pki::{JoinOptions, JoinToken, NodeChannelBuilder, NodeTls};
 use swarm_raft::RaftConfig;
-use parking_lot::Mutex;
 use tonic::transport::Channel;
 
 pub mod cluster;
