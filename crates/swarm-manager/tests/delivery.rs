@@ -116,7 +116,6 @@ async fn secrets_and_configs_reach_only_the_nodes_whose_tasks_use_them() {
                     ..Default::default()
                 }),
                 data: b"verbose=1".to_vec(),
-                ..Default::default()
             }),
         })
         .await

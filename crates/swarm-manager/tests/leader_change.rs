@@ -242,7 +242,7 @@ async fn a_rolling_update_resumes_on_the_new_leader_when_the_leader_dies() {
         );
     }
     assert!(*samples.lock() > 10, "the slot watcher saw the update");
-    let violations = violations.lock();
+    let violations = violations.lock().clone();
     assert!(violations.is_empty(), "{violations:#?}");
     drop(agents);
     for m in managers {
