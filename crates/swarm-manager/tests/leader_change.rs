@@ -516,3 +516,90 @@ async fn no_address_or_vip_is_allocated_twice_across_a_leader_change() {
         m.shutdown().await;
     }
 }
+
+fn created(t: &Task) -> std::time::SystemTime {
+    t.meta
+        .as_ref()
+        .unwrap()
+        .created_at
+        .as_ref()
+        .unwrap()
+        .to_system_time()
+}
+
+fn status_time(t: &Task) -> std::time::SystemTime {
+    t.status
+        .as_ref()
+        .unwrap()
+        .timestamp
+        .as_ref()
+        .unwrap()
+        .to_system_time()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restart_delay_and_attempts_carry_over_to_the_new_leader() {
+    init_logs();
+    const DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+    let (_dirs, mut managers) = three_managers("restartkill").await;
+    let addrs = addrs(&managers);
+    let token = managers[0].join_tokens().unwrap().worker;
+    let _agent = FakeAgent::join_any(&addrs, &token).await;
+    let l = leader(&managers).await;
+    let mut c = control(&managers[l]).await;
+    let mut spec = service("crash", 1, &[]);
+    let task = spec.task.as_mut().unwrap();
+    task.container.as_mut().unwrap().image = "fail".into();
+    task.restart = Some(RestartPolicy {
+        condition: RestartCondition::Any.into(),
+        delay: Some(DELAY.into()),
+        max_attempts: 2,
+        window: None,
+    });
+    let svc = create_service(&mut c, spec).await;
+    let sorted = |store: &Store| {
+        let mut tasks = store.view().find::<Task>(By::ServiceId(&svc.id)).unwrap();
+        tasks.sort_by_key(|t| created(t));
+        tasks
+    };
+    let store = managers[l].store().clone();
+    // The first restart failed too: kill the leader before the second.
+    eventually("the first restart failed", || async {
+        let tasks = sorted(&store);
+        (tasks.len() == 2 && tasks.iter().all(|t| t.state() == TaskState::Failed)).then_some(())
+    })
+    .await;
+    let (_, old) = kill_leader(&mut managers).await;
+    assert_eq!(
+        sorted(&old).len(),
+        2,
+        "the old leader stopped before the second restart"
+    );
+
+    let l = leader(&managers).await;
+    let store = managers[l].store().clone();
+    eventually("the second restart, by the new leader, failed", || async {
+        let tasks = sorted(&store);
+        (tasks.len() == 3 && tasks.iter().all(|t| t.state() == TaskState::Failed)).then_some(())
+    })
+    .await;
+    // Max attempts used up: no restart comes after the delay. Only waiting
+    // past the moment one would be due can show it.
+    tokio::time::sleep(DELAY * 2).await;
+    let tasks = sorted(&store);
+    assert_eq!(
+        tasks.len(),
+        3,
+        "the new leader counted the old one's attempts"
+    );
+    let gap = created(&tasks[2])
+        .duration_since(status_time(&tasks[1]))
+        .unwrap_or_default();
+    assert!(
+        gap >= DELAY,
+        "the new leader restarted {gap:?} after the failure"
+    );
+    for m in managers {
+        m.shutdown().await;
+    }
+}
