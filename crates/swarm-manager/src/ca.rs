@@ -209,6 +209,19 @@ impl CaServer {
         NodeCaServer::new(self)
     }
 
+    /// A client of the leader's CA service.
+    fn leader(&self) -> Result<NodeCaClient<tonic::transport::Channel>, Status> {
+        let addr = self
+            .info
+            .leader_addr()
+            .ok_or_else(|| Status::unavailable("no leader elected; retry"))?;
+        let channel = self
+            .dial
+            .channel(&addr)
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(NodeCaClient::new(channel))
+    }
+
     fn service(&self) -> Result<Arc<NodeCaService<StoreCa>>, Status> {
         self.local.load_full().ok_or_else(|| {
             Status::unavailable("this manager is still loading the cluster CA; retry")
@@ -232,15 +245,8 @@ impl NodeCa for CaServer {
         let with_token = !req.get_ref().token.is_empty();
         if with_token && !self.info.is_leader() {
             // New nodes are recorded in the store: the leader does it.
-            let addr = self
-                .info
-                .leader_addr()
-                .ok_or_else(|| Status::unavailable("no leader elected; retry"))?;
-            let channel = self
-                .dial
-                .channel(&addr)
-                .map_err(|e| Status::unavailable(e.to_string()))?;
-            return NodeCaClient::new(channel)
+            return self
+                .leader()?
                 .issue_node_certificate(req.into_inner())
                 .await;
         }
@@ -251,6 +257,18 @@ impl NodeCa for CaServer {
         &self,
         req: Request<NodeCertificateStatusRequest>,
     ) -> Result<Response<NodeCertificateStatusResponse>, Status> {
-        self.service()?.node_certificate_status(req).await
+        let node_id = req.get_ref().node_id.clone();
+        let local = self.service()?.node_certificate_status(req).await;
+        match local {
+            // A node that just joined through this follower was recorded
+            // by the leader, and this follower may not have applied that
+            // record yet: the leader knows.
+            Err(s) if s.code() == tonic::Code::NotFound && !self.info.is_leader() => {
+                self.leader()?
+                    .node_certificate_status(NodeCertificateStatusRequest { node_id })
+                    .await
+            }
+            other => other,
+        }
     }
 }

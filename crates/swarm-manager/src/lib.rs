@@ -78,6 +78,7 @@ pub mod orchestrator;
 mod retry;
 pub mod scheduler_loop;
 pub mod state;
+mod stoppable;
 pub mod transport;
 
 pub use error::ManagerError;

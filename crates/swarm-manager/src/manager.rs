@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures::StreamExt;
+
 use swarm_api::v1::raft_membership_client::RaftMembershipClient;
 use swarm_api::v1::*;
 use swarm_pki::{
@@ -14,6 +16,7 @@ use swarm_pki::{
 use swarm_raft::{Connector, RaftConfig, RaftNode, RaftNodeBuilder};
 use swarm_store::Store;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::service::interceptor::InterceptedService;
 
@@ -28,6 +31,7 @@ use crate::logbroker::LogBrokerService;
 use crate::membership::MembershipService;
 use crate::scheduler_loop::SchedulerFactory;
 use crate::state::ManagerState;
+use crate::stoppable::Stoppable;
 use crate::transport::MtlsConnector;
 
 /// How long a starting manager waits for the cluster to be usable.
@@ -154,6 +158,8 @@ pub struct Manager {
     dispatcher: Dispatcher,
     control_socket: Option<PathBuf>,
     tasks: Vec<JoinHandle<()>>,
+    /// Cuts the connections the servers accepted.
+    stop: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -216,6 +222,7 @@ impl Manager {
     /// Stops the manager: its servers, leader work and raft member. The
     /// state directory stays.
     pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
         for t in &self.tasks {
             t.abort();
         }
@@ -374,7 +381,12 @@ async fn start(b: ManagerBuilder) -> Result<Manager, ManagerError> {
         .add_service(logs.logs_server())
         .add_service(logs.broker_server())
         .add_service(HealthService.into_server());
-    let incoming = server_tls.incoming(listener);
+    // Connections are cut when the manager stops (see `stoppable`).
+    let (stop, stopped) = watch::channel(false);
+    let cut = stopped.clone();
+    let incoming = server_tls
+        .incoming(listener)
+        .map(move |c| c.map(|io| Stoppable::new(io, cut.clone())));
     let mut tasks = vec![tokio::spawn(async move {
         if let Err(e) = router.serve_with_incoming(incoming).await {
             tracing::error!(error = %e, "manager gRPC server stopped");
@@ -415,7 +427,7 @@ async fn start(b: ManagerBuilder) -> Result<Manager, ManagerError> {
     tasks.push(tokio::spawn(crate::leadership::run(work)));
 
     if let Some(path) = &b.control_socket {
-        tasks.push(serve_local(path, control.clone(), logs.clone())?);
+        tasks.push(serve_local(path, control.clone(), logs.clone(), stopped)?);
     }
     if let Some(addr) = b.metrics {
         tasks.push(
@@ -432,6 +444,7 @@ async fn start(b: ManagerBuilder) -> Result<Manager, ManagerError> {
         dispatcher,
         control_socket: b.control_socket,
         tasks,
+        stop,
     })
 }
 
@@ -594,6 +607,7 @@ fn serve_local(
     path: &Path,
     control: ControlService,
     logs: LogBrokerService,
+    stopped: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, ManagerError> {
     let _ = std::fs::remove_file(path);
     if let Some(parent) = path.parent() {
@@ -616,7 +630,8 @@ fn serve_local(
             logs.logs_server(),
             crate::auth::mark_local,
         ));
-    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener)
+        .map(move |c| c.map(|io| Stoppable::new(io, stopped.clone())));
     Ok(tokio::spawn(async move {
         if let Err(e) = router.serve_with_incoming(incoming).await {
             tracing::error!(error = %e, "control socket server stopped");

@@ -391,3 +391,75 @@ async fn three_managers_forward_writes_to_the_leader() {
         m.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_join_through_a_follower() {
+    init_logs();
+    let (_dirs, managers) = common::cluster::three_managers("joinfollower").await;
+    let l = common::cluster::leader(&managers).await;
+    let follower = &managers[(l + 1) % 3];
+    let t = token(follower, false);
+    // The follower passes the join to the leader, which records the node;
+    // the new node then asks the follower about its certificate, possibly
+    // before the follower applied that record.
+    for _ in 0..10 {
+        let enrollment = swarm_pki::join(follower.addr(), &t, &swarm_pki::JoinOptions::default())
+            .await
+            .unwrap();
+        let id = enrollment.credentials.identity().node_id.clone();
+        assert_eq!(enrollment.credentials.identity().role, NodeRole::Worker);
+        eventually("the node recorded everywhere", || async {
+            managers
+                .iter()
+                .all(|m| m.store().view().get::<Node>(&id).is_some())
+                .then_some(())
+        })
+        .await;
+    }
+    for m in managers {
+        m.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopped_manager_answers_nothing_even_on_open_connections() {
+    init_logs();
+    let dir = Dir::new("stopped");
+    let m = builder(&dir.0).start().await.unwrap();
+    let agent = FakeAgent::join(m.addr(), &token(&m, false)).await;
+    agent.kill();
+    let ch = FakeAgent::channel(&agent.tls, m.addr());
+    let mut ca = swarm_api::v1::node_ca_client::NodeCaClient::new(ch.clone());
+    ca.get_root_ca_certificate(GetRootCaCertificateRequest {})
+        .await
+        .unwrap();
+    // A stream that never ends by itself, on the same connection.
+    let mut health = swarm_api::health::health_client::HealthClient::new(ch.clone());
+    let mut watch = health
+        .watch(swarm_api::health::HealthCheckRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    watch.message().await.unwrap().unwrap();
+
+    m.shutdown().await;
+    let ended = tokio::time::timeout(WAIT, watch.message())
+        .await
+        .expect("the open stream ends with the manager");
+    assert!(!matches!(ended, Ok(Some(_))), "{ended:?}");
+    // The connection is gone (a call racing its end is cancelled), and
+    // so is the listener.
+    for _ in 0..2 {
+        let err = ca
+            .get_root_ca_certificate(GetRootCaCertificateRequest {})
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err.code(),
+                tonic::Code::Unavailable | tonic::Code::Cancelled
+            ),
+            "{err}"
+        );
+    }
+}
