@@ -68,7 +68,18 @@ pub(crate) async fn run(work: LeaderWork) {
     loop {
         let leading = work.raft.is_leader();
         match (&mut running, leading) {
-            (None, true) => running = Some(work.start()),
+            // A member may believe it leads from a vote restored at start,
+            // before any quorum confirmed it (openraft restores a
+            // committed vote). Leader work starts only once a quorum
+            // confirmed the leadership and this store has applied
+            // everything committed before: never from stale state.
+            (None, true) => match work.raft.read_barrier().await {
+                Ok(()) if work.raft.is_leader() => running = Some(work.start()),
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::info!(error = %e, "leadership not confirmed yet");
+                }
+            },
             (Some(tasks), false) => {
                 work.stop(tasks);
                 running = None;
