@@ -89,6 +89,8 @@ pub mod worker;
 
 pub use agent::{Agent, AgentBuilder, AgentHandle};
 pub use error::{AgentError, SessionError};
+#[cfg(feature = "docker")]
+pub use exec::docker::DockerExecutor;
 pub use exec::process::ProcessExecutor;
 pub use exec::{Controller, Dependencies, ExecError, Executor, ExitStatus, Recovered};
 pub use session::LEADER_ADDR_KEY;
