@@ -425,6 +425,8 @@ impl Controller for DockerController {
         Ok(Recovered::Gone)
     }
 
+    /// The container's id; the pid of its process as the engine reported
+    /// it once started (0 when it had already ended by then).
     fn container_status(&self) -> ContainerStatus {
         ContainerStatus {
             container_id: self.container_id().unwrap_or_default(),
