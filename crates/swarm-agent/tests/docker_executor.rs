@@ -268,7 +268,10 @@ async fn an_unhealthy_container_is_killed_and_reported() {
     let c = exec.controller(&task, &Dependencies::default()).unwrap();
     c.prepare().await.unwrap();
     c.start().await.unwrap();
-    assert!(c.container_status().pid > 0, "the pid of a running container");
+    assert!(
+        c.container_status().pid > 0,
+        "the pid of a running container"
+    );
     let err = tokio::time::timeout(common::WAIT, c.wait())
         .await
         .expect("the check fails in time")
