@@ -19,6 +19,8 @@
 //!   [`conformance`] suite. [`ProcessExecutor`] (the default) runs tasks as
 //!   child processes; see [`exec::process`] for the task directory layout,
 //!   where secrets (tmpfs) and configs go, and the environment.
+//!   `DockerExecutor` (cargo feature `docker`, on by default) runs them as
+//!   containers of the local Docker engine, see `exec::docker`.
 //!
 //! # Example: a worker node
 //!

@@ -193,13 +193,24 @@ impl DockerController {
     }
 
     /// Follows a running container: its pid, its exit, its output, and
-    /// whether its health is to be watched.
-    async fn follow(&self, id: &str) -> Result<(), ExecError> {
-        if let Some(state) = wait::state(&self.docker, id).await? {
-            let pid = state.pid.and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
-            self.pid.store(pid, Ordering::SeqCst);
-            self.watch_health
-                .store(state.health.is_some(), Ordering::SeqCst);
+    /// whether its health is to be watched. Never fails: the container
+    /// runs whatever the engine answers here.
+    async fn follow(&self, id: &str) {
+        match wait::state(&self.docker, id).await {
+            Ok(Some(state)) => {
+                let pid = state.pid.and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+                self.pid.store(pid, Ordering::SeqCst);
+                self.watch_health
+                    .store(state.health.is_some(), Ordering::SeqCst);
+            }
+            // Gone already: the exit follower says so.
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(task = %self.task.id, error = %e, "cannot inspect the started container");
+                let has_check = HealthPlan::from_spec(self.spec.healthcheck.as_ref())
+                    .is_ok_and(|p| p.is_some());
+                self.watch_health.store(has_check, Ordering::SeqCst);
+            }
         }
         let mut tasks = self.tasks.lock();
         tasks.push(tokio::spawn(wait::follow_exit(
@@ -212,7 +223,6 @@ impl DockerController {
             id.to_string(),
             self.logs.clone(),
         )));
-        Ok(())
     }
 
     async fn kill(&self, signal: Signal) -> Result<(), ExecError> {
@@ -335,7 +345,8 @@ impl Controller for DockerController {
             .await
             .map_err(engine::err(format!("start container {}", self.name)))?;
         *phase = Phase::Started;
-        self.follow(&id).await
+        self.follow(&id).await;
+        Ok(())
     }
 
     async fn wait(&self) -> Result<ExitStatus, ExecError> {
@@ -414,7 +425,7 @@ impl Controller for DockerController {
             if is_running(&state) {
                 tracing::info!(task = %self.task.id, container = %id, "following a task container left by a previous agent");
                 *phase = Phase::Started;
-                self.follow(&id).await?;
+                self.follow(&id).await;
                 return Ok(Recovered::Running);
             }
             if let Some(code) = state.exit_code {
