@@ -342,20 +342,30 @@ impl Suite {
 }
 
 /// Generates one `#[tokio::test]` per conformance case for the
-/// [`Suite`] that `$suite` evaluates to (evaluated once per test).
+/// [`Suite`] that `$suite` evaluates to (evaluated once per test, inside
+/// the async test, so it may `.await`).
+///
+/// With `optional`, `$suite` evaluates to an `Option<Suite>`: `None`
+/// skips the case (for executors that need something the machine may
+/// lack, such as a Docker engine; say why on stderr when returning
+/// `None`).
+///
+/// ```ignore
+/// swarm_agent::executor_conformance!(optional my_suite().await);
+/// ```
 #[macro_export]
 macro_rules! executor_conformance {
-    ($suite:expr) => {
-        $crate::executor_conformance!(@case $suite, runs_to_completion);
-        $crate::executor_conformance!(@case $suite, failure_carries_exit_code);
-        $crate::executor_conformance!(@case $suite, shutdown_sends_stop_signal);
-        $crate::executor_conformance!(@case $suite, shutdown_kills_after_grace);
-        $crate::executor_conformance!(@case $suite, env_args_and_dir_are_applied);
-        $crate::executor_conformance!(@case $suite, prepare_is_idempotent);
-        $crate::executor_conformance!(@case $suite, shutdown_before_start);
-        $crate::executor_conformance!(@case $suite, remove_cleans_up);
+    (@cases [$($optional:ident)?] $suite:expr) => {
+        $crate::executor_conformance!(@case [$($optional)?] $suite, runs_to_completion);
+        $crate::executor_conformance!(@case [$($optional)?] $suite, failure_carries_exit_code);
+        $crate::executor_conformance!(@case [$($optional)?] $suite, shutdown_sends_stop_signal);
+        $crate::executor_conformance!(@case [$($optional)?] $suite, shutdown_kills_after_grace);
+        $crate::executor_conformance!(@case [$($optional)?] $suite, env_args_and_dir_are_applied);
+        $crate::executor_conformance!(@case [$($optional)?] $suite, prepare_is_idempotent);
+        $crate::executor_conformance!(@case [$($optional)?] $suite, shutdown_before_start);
+        $crate::executor_conformance!(@case [$($optional)?] $suite, remove_cleans_up);
     };
-    (@case $suite:expr, $name:ident) => {
+    (@case [] $suite:expr, $name:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
             let suite: $crate::conformance::Suite = $suite;
@@ -363,5 +373,24 @@ macro_rules! executor_conformance {
                 panic!("{e}");
             }
         }
+    };
+    (@case [optional] $suite:expr, $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let suite: Option<$crate::conformance::Suite> = $suite;
+            let Some(suite) = suite else {
+                eprintln!("skipped: {}", stringify!($name));
+                return;
+            };
+            if let Err(e) = suite.$name().await {
+                panic!("{e}");
+            }
+        }
+    };
+    (optional $suite:expr) => {
+        $crate::executor_conformance!(@cases [optional] $suite);
+    };
+    ($suite:expr) => {
+        $crate::executor_conformance!(@cases [] $suite);
     };
 }

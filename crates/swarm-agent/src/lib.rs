@@ -19,6 +19,8 @@
 //!   [`conformance`] suite. [`ProcessExecutor`] (the default) runs tasks as
 //!   child processes; see [`exec::process`] for the task directory layout,
 //!   where secrets (tmpfs) and configs go, and the environment.
+//!   `DockerExecutor` (cargo feature `docker`, on by default) runs them as
+//!   containers of the local Docker engine, see `exec::docker`.
 //!
 //! # Example: a worker node
 //!
@@ -89,6 +91,8 @@ pub mod worker;
 
 pub use agent::{Agent, AgentBuilder, AgentHandle};
 pub use error::{AgentError, SessionError};
+#[cfg(feature = "docker")]
+pub use exec::docker::DockerExecutor;
 pub use exec::process::ProcessExecutor;
 pub use exec::{Controller, Dependencies, ExecError, Executor, ExitStatus, Recovered};
 pub use session::LEADER_ADDR_KEY;

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use swarm_agent::agent::CERTIFICATES_DIR;
-use swarm_agent::{Agent, AgentError, AgentHandle, ProcessExecutor};
+use swarm_agent::{
+    Agent, AgentError, AgentHandle, DockerExecutor, ExecError, Executor, ProcessExecutor,
+};
 use swarm_api::v1::NodeAvailability;
 
 use super::cli::ExecutorKind;
@@ -44,8 +46,13 @@ pub struct WorkerConfig {
 #[non_exhaustive]
 pub enum WorkerError {
     /// The executor asked for is not part of this build.
-    #[error("the {0} executor is not available in this build of swarmd (use --executor process)")]
+    #[error(
+        "the {0} executor is not available in this build of swarmd (use --executor process or docker)"
+    )]
     Unavailable(&'static str),
+    /// The Docker executor cannot reach the local engine.
+    #[error("--executor docker: {0}")]
+    Docker(#[source] ExecError),
     /// The agent could not start (no certificate, wrong token, ...).
     #[error(transparent)]
     Agent(#[from] AgentError),
@@ -83,10 +90,18 @@ pub fn has_state(state_dir: &Path) -> bool {
 /// With no manager given, the agent uses the ones it remembered from its
 /// last run.
 pub async fn start(config: WorkerConfig) -> Result<Worker, WorkerError> {
-    let executor = match config.executor {
-        ExecutorKind::Process => Arc::new(ProcessExecutor::new(
-            config.state_dir.join(swarm_agent::agent::TASKS_DIR),
-        )),
+    let tasks_dir = config.state_dir.join(swarm_agent::agent::TASKS_DIR);
+    let executor: Arc<dyn Executor> = match config.executor {
+        ExecutorKind::Process => Arc::new(ProcessExecutor::new(tasks_dir)),
+        // Containers on the engine's default bridge network: overlay
+        // attachment of containers is not done yet.
+        ExecutorKind::Docker => Arc::new(
+            DockerExecutor::builder()
+                .root(tasks_dir)
+                .connect()
+                .await
+                .map_err(WorkerError::Docker)?,
+        ),
         other => return Err(WorkerError::Unavailable(other.name())),
     };
     let mut b = Agent::builder(&config.state_dir)

@@ -52,6 +52,22 @@ pub enum ExecError {
     /// they are never written to disk instead.
     #[error("secrets need a tmpfs mount, which requires root (refusing to write secrets to disk)")]
     SecretsNeedRoot,
+    /// The task's image is not on this node and could not be pulled.
+    #[error("image {image:?} is not on this node and pulling it failed: {reason}")]
+    ImagePull {
+        /// The image reference.
+        image: String,
+        /// Why the pull failed (the engine's message).
+        reason: String,
+    },
+    /// The container engine refused or failed a request.
+    #[error("container engine: {what}: {reason}")]
+    Engine {
+        /// What was asked.
+        what: String,
+        /// The engine's answer.
+        reason: String,
+    },
     /// A method was called out of order (e.g. wait before start).
     #[error("{0}")]
     State(&'static str),

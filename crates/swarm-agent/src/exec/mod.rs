@@ -9,8 +9,11 @@
 //! Every executor should pass the [`crate::conformance`] suite.
 
 mod deps;
+#[cfg(feature = "docker")]
+pub mod docker;
 mod error;
 mod exit;
+pub(crate) mod files;
 pub mod process;
 mod signal;
 

@@ -15,12 +15,11 @@ use swarm_api::v1::{ContainerSpec, ContainerStatus, Task};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::files;
 use super::health::{HealthPlan, HealthState};
 use super::logs::LogBuffer;
 use super::user::resolve_user;
 use crate::exec::{
-    Controller, Dependencies, ExecError, ExitStatus, LogLine, Recovered, parse_signal,
+    Controller, Dependencies, ExecError, ExitStatus, LogLine, Recovered, files, parse_signal,
 };
 
 /// `PATH` given to tasks.

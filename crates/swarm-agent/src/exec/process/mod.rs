@@ -29,8 +29,7 @@
 //! The process shares the node's network namespace.
 
 mod controller;
-mod files;
-mod health;
+pub(crate) mod health;
 mod logs;
 mod user;
 

@@ -1,4 +1,4 @@
-//! Secrets and configs as files of a task.
+//! Secrets and configs as files of a task, shared by the executors.
 //!
 //! Secrets go to `<task dir>/run/secrets/<name>` on a tmpfs mounted for
 //! the task (never on disk: without root, which mounting needs, preparing
@@ -12,16 +12,39 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use swarm_api::v1::{FileTarget, SecretReference};
+use swarm_api::v1::{ConfigReference, FileTarget, SecretReference};
 
 use crate::exec::{Dependencies, ExecError};
 
 /// Default mode of secret and config files.
 const DEFAULT_MODE: u32 = 0o444;
 
+/// The file name of a secret: its target's name, else the secret's name.
+pub(crate) fn secret_file_name(r: &SecretReference) -> &str {
+    r.file
+        .as_ref()
+        .map(|f| f.name.as_str())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(r.secret_name.as_str())
+}
+
+/// The file name of a config: its target's name (may be absolute), else
+/// the config's name.
+pub(crate) fn config_file_name(r: &ConfigReference) -> &str {
+    r.file
+        .as_ref()
+        .map(|f| f.name.as_str())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(r.config_name.as_str())
+}
+
 /// A relative path under a base directory, refusing `..` and (for
 /// secrets) absolute names.
-fn target_path(base: &Path, name: &str, allow_absolute: bool) -> Result<PathBuf, ExecError> {
+pub(crate) fn target_path(
+    base: &Path,
+    name: &str,
+    allow_absolute: bool,
+) -> Result<PathBuf, ExecError> {
     let rel = if allow_absolute {
         name.trim_start_matches('/')
     } else {
@@ -96,12 +119,7 @@ pub(crate) fn write_secrets(
             .as_ref()
             .map(|s| s.data.as_slice())
             .unwrap_or_default();
-        let name = r
-            .file
-            .as_ref()
-            .map(|f| f.name.as_str())
-            .filter(|n| !n.is_empty())
-            .unwrap_or(r.secret_name.as_str());
+        let name = secret_file_name(r);
         total += data.len() + 4096;
         files.push((target_path(dir, name, false)?, data, r.file.as_ref()));
     }
@@ -129,7 +147,7 @@ pub(crate) fn write_secrets(
 /// Writes the task's configs under `dir`.
 pub(crate) fn write_configs(
     dir: &Path,
-    refs: &[swarm_api::v1::ConfigReference],
+    refs: &[ConfigReference],
     deps: &Dependencies,
 ) -> Result<(), ExecError> {
     for r in refs {
@@ -139,12 +157,7 @@ pub(crate) fn write_configs(
             .as_ref()
             .map(|s| s.data.as_slice())
             .unwrap_or_default();
-        let name = r
-            .file
-            .as_ref()
-            .map(|f| f.name.as_str())
-            .filter(|n| !n.is_empty())
-            .unwrap_or(r.config_name.as_str());
+        let name = config_file_name(r);
         write_file(&target_path(dir, name, true)?, data, r.file.as_ref())?;
     }
     Ok(())

@@ -1,0 +1,462 @@
+//! The controller of one task container.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::models::ContainerStateStatusEnum;
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder,
+};
+use nix::sys::signal::Signal;
+use swarm_api::v1::{ContainerSpec, ContainerStatus, Task};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::mounts::TaskFiles;
+use super::spec::{self, Extras};
+use super::wait::{self, is_running};
+use super::{engine, health, image, labels, logs};
+use crate::exec::process::LogBuffer;
+use crate::exec::process::health::HealthPlan;
+use crate::exec::{
+    Controller, Dependencies, ExecError, ExitStatus, LogLine, Recovered, parse_signal,
+};
+
+/// How long to wait for a killed container to stop.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    New,
+    /// The container exists (created, not started).
+    Prepared,
+    Started,
+    /// Shut down before it was started: it never will be.
+    Stopped,
+    Removed,
+}
+
+/// What the executor gives each controller.
+#[derive(Debug, Clone)]
+pub(super) struct Settings {
+    pub(super) docker: Docker,
+    pub(super) dir: PathBuf,
+    pub(super) network_mode: String,
+    pub(super) pull_timeout: Duration,
+    pub(super) logs: LogBuffer,
+}
+
+/// Drives one task as a Docker container. See the [module docs](super).
+#[derive(Debug)]
+pub struct DockerController {
+    docker: Docker,
+    task: Task,
+    spec: ContainerSpec,
+    deps: Dependencies,
+    name: String,
+    files: TaskFiles,
+    network_mode: String,
+    pull_timeout: Duration,
+    logs: LogBuffer,
+    phase: tokio::sync::Mutex<Phase>,
+    container: parking_lot::Mutex<Option<String>>,
+    pid: AtomicI32,
+    exit: watch::Sender<Option<ExitStatus>>,
+    tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
+    /// The container has a healthcheck (its own or its image's).
+    watch_health: AtomicBool,
+    unhealthy: parking_lot::Mutex<Option<String>>,
+}
+
+impl DockerController {
+    /// A controller for `task`.
+    pub(super) fn new(settings: Settings, task: &Task, deps: &Dependencies) -> Self {
+        let spec = task
+            .spec
+            .as_ref()
+            .and_then(|s| s.container.clone())
+            .unwrap_or_default();
+        // Keep only what this task refers to.
+        let mut mine = Dependencies::default();
+        for r in &spec.secrets {
+            if let Some(s) = deps.secrets.get(&r.secret_id) {
+                mine.secrets.insert(r.secret_id.clone(), s.clone());
+            }
+        }
+        for r in &spec.configs {
+            if let Some(c) = deps.configs.get(&r.config_id) {
+                mine.configs.insert(r.config_id.clone(), c.clone());
+            }
+        }
+        DockerController {
+            docker: settings.docker,
+            name: spec::container_name(task),
+            task: task.clone(),
+            spec,
+            deps: mine,
+            files: TaskFiles::new(settings.dir),
+            network_mode: settings.network_mode,
+            pull_timeout: settings.pull_timeout,
+            logs: settings.logs,
+            phase: tokio::sync::Mutex::new(Phase::New),
+            container: parking_lot::Mutex::new(None),
+            pid: AtomicI32::new(0),
+            exit: watch::channel(None).0,
+            tasks: parking_lot::Mutex::new(Vec::new()),
+            watch_health: AtomicBool::new(false),
+            unhealthy: parking_lot::Mutex::new(None),
+        }
+    }
+
+    /// The container's name.
+    pub fn container_name(&self) -> &str {
+        &self.name
+    }
+
+    /// The container's id, once it was created (or found).
+    pub fn container_id(&self) -> Option<String> {
+        self.container.lock().clone()
+    }
+
+    /// The task's output buffer.
+    pub fn log_buffer(&self) -> &LogBuffer {
+        &self.logs
+    }
+
+    /// True when the agent left files of the task (secrets, configs).
+    pub fn has_files(&self) -> bool {
+        self.files.exists()
+    }
+
+    fn exited(&self) -> Option<ExitStatus> {
+        *self.exit.borrow()
+    }
+
+    async fn wait_exit(&self) -> ExitStatus {
+        let mut rx = self.exit.subscribe();
+        // The sender lives in `self`, so the channel cannot close first.
+        match rx.wait_for(Option::is_some).await {
+            Ok(v) => v.unwrap_or(ExitStatus::code(-1)),
+            Err(_) => ExitStatus::code(-1),
+        }
+    }
+
+    /// Ids of the engine's containers labelled with this task's id.
+    async fn find(&self) -> Result<Vec<String>, ExecError> {
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&labels::task_filter(&self.task.id))
+            .build();
+        let found = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(engine::err("list the task's containers"))?;
+        Ok(found.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// Creates the container, or adopts one this task created before an
+    /// agent restart and never started.
+    async fn create(&self) -> Result<String, ExecError> {
+        for id in self.find().await? {
+            match wait::state(&self.docker, &id).await? {
+                Some(s) if s.status == Some(ContainerStateStatusEnum::CREATED) => return Ok(id),
+                Some(_) => {
+                    return Err(ExecError::State(
+                        "a container of this task has already run on this node",
+                    ));
+                }
+                None => {}
+            }
+        }
+        let body = spec::create_body(
+            &self.task,
+            &self.spec,
+            Extras {
+                network_mode: self.network_mode.clone(),
+                file_mounts: self.files.mounts(&self.spec)?,
+            },
+        )?;
+        let options = CreateContainerOptionsBuilder::new()
+            .name(&self.name)
+            .build();
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(engine::err(format!("create container {}", self.name)))?;
+        Ok(created.id)
+    }
+
+    /// Follows a running container: its pid, its exit, its output, and
+    /// whether its health is to be watched. Never fails: the container
+    /// runs whatever the engine answers here.
+    async fn follow(&self, id: &str) {
+        match wait::state(&self.docker, id).await {
+            Ok(Some(state)) => {
+                let pid = state.pid.and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+                self.pid.store(pid, Ordering::SeqCst);
+                self.watch_health
+                    .store(state.health.is_some(), Ordering::SeqCst);
+            }
+            // Gone already: the exit follower says so.
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(task = %self.task.id, error = %e, "cannot inspect the started container");
+                let has_check = HealthPlan::from_spec(self.spec.healthcheck.as_ref())
+                    .is_ok_and(|p| p.is_some());
+                self.watch_health.store(has_check, Ordering::SeqCst);
+            }
+        }
+        let mut tasks = self.tasks.lock();
+        tasks.push(tokio::spawn(wait::follow_exit(
+            self.docker.clone(),
+            id.to_string(),
+            self.exit.clone(),
+        )));
+        tasks.push(tokio::spawn(logs::follow(
+            self.docker.clone(),
+            id.to_string(),
+            self.logs.clone(),
+        )));
+    }
+
+    async fn kill(&self, signal: Signal) -> Result<(), ExecError> {
+        let Some(id) = self.container_id() else {
+            return Ok(());
+        };
+        let options = KillContainerOptionsBuilder::new()
+            .signal(signal.as_str())
+            .build();
+        match self.docker.kill_container(&id, Some(options)).await {
+            Ok(()) => Ok(()),
+            // Not running (any more), or gone: nothing to signal.
+            Err(e) if engine::is_conflict(&e) || engine::is_not_found(&e) => Ok(()),
+            Err(e) => Err(engine::err(format!("send {signal} to container {id}"))(e)),
+        }
+    }
+
+    /// Stops a started container: `signal`, then SIGKILL after `grace`.
+    async fn stop_started(&self, grace: Duration, signal: Signal) -> Result<(), ExecError> {
+        if self.exited().is_some() {
+            return Ok(());
+        }
+        self.kill(signal).await?;
+        if tokio::time::timeout(grace, self.wait_exit()).await.is_err() {
+            tracing::debug!(task = %self.task.id, "grace period over: killing");
+            self.kill(Signal::SIGKILL).await?;
+            tokio::time::timeout(KILL_WAIT, self.wait_exit())
+                .await
+                .map_err(|_| ExecError::State("the task's container survived SIGKILL"))?;
+        }
+        Ok(())
+    }
+
+    /// Polls the container's health until the engine finds it unhealthy;
+    /// returns why.
+    async fn check_health(&self, id: &str) -> String {
+        let interval = HealthPlan::from_spec(self.spec.healthcheck.as_ref())
+            .ok()
+            .flatten()
+            .map(|p| p.interval);
+        let poll = health::poll_interval(interval);
+        loop {
+            tokio::time::sleep(poll).await;
+            match wait::state(&self.docker, id).await {
+                Ok(Some(state)) => {
+                    if let Some(why) = health::unhealthy(&state) {
+                        return why;
+                    }
+                    if !is_running(&state) {
+                        // The exit follower reports the end.
+                        std::future::pending::<()>().await;
+                    }
+                }
+                // Gone: the exit follower reports it.
+                Ok(None) => std::future::pending::<()>().await,
+                Err(e) => tracing::debug!(task = %self.task.id, error = %e, "health poll failed"),
+            }
+        }
+    }
+
+    async fn remove_containers(&self) -> Result<(), ExecError> {
+        let mut ids = self.find().await?;
+        if let Some(id) = self.container_id()
+            && !ids.contains(&id)
+        {
+            ids.push(id);
+        }
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        for id in ids {
+            match self
+                .docker
+                .remove_container(&id, Some(options.clone()))
+                .await
+            {
+                Ok(()) => {}
+                // Gone, or already being removed.
+                Err(e) if engine::is_not_found(&e) || engine::is_conflict(&e) => {}
+                Err(e) => return Err(engine::err(format!("remove container {id}"))(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Controller for DockerController {
+    async fn prepare(&self) -> Result<(), ExecError> {
+        let mut phase = self.phase.lock().await;
+        match *phase {
+            Phase::New => {}
+            Phase::Removed => return Err(ExecError::State("task was removed")),
+            _ => return Ok(()),
+        }
+        spec::validate(&self.spec)?;
+        image::ensure(&self.docker, &self.spec.image, self.pull_timeout).await?;
+        self.files.write(&self.spec, &self.deps)?;
+        let id = self.create().await?;
+        *self.container.lock() = Some(id);
+        *phase = Phase::Prepared;
+        Ok(())
+    }
+
+    async fn start(&self) -> Result<(), ExecError> {
+        let mut phase = self.phase.lock().await;
+        match *phase {
+            Phase::Prepared => {}
+            Phase::Started => return Ok(()),
+            Phase::New => return Err(ExecError::State("start before prepare")),
+            Phase::Stopped => return Err(ExecError::State("task was shut down")),
+            Phase::Removed => return Err(ExecError::State("task was removed")),
+        }
+        let id = self
+            .container_id()
+            .ok_or(ExecError::State("prepared without a container"))?;
+        self.docker
+            .start_container(&id, None)
+            .await
+            .map_err(engine::err(format!("start container {}", self.name)))?;
+        *phase = Phase::Started;
+        self.follow(&id).await;
+        Ok(())
+    }
+
+    async fn wait(&self) -> Result<ExitStatus, ExecError> {
+        match *self.phase.lock().await {
+            Phase::Started => {}
+            Phase::New | Phase::Prepared => return Err(ExecError::State("wait before start")),
+            Phase::Stopped => return Err(ExecError::State("task was shut down before it started")),
+            Phase::Removed if self.exited().is_none() => {
+                return Err(ExecError::State("task was removed"));
+            }
+            Phase::Removed => {}
+        }
+        if let Some(why) = self.unhealthy.lock().clone() {
+            return Err(ExecError::Unhealthy(why));
+        }
+        let id = match self.container_id() {
+            Some(id) if self.watch_health.load(Ordering::SeqCst) => id,
+            _ => return Ok(self.wait_exit().await),
+        };
+        tokio::select! {
+            exit = self.wait_exit() => Ok(exit),
+            why = self.check_health(&id) => {
+                tracing::info!(task = %self.task.id, reason = %why, "task unhealthy: stopping it");
+                *self.unhealthy.lock() = Some(why.clone());
+                self.stop_started(Duration::ZERO, Signal::SIGKILL).await?;
+                Err(ExecError::Unhealthy(why))
+            }
+        }
+    }
+
+    async fn shutdown(&self, grace: Duration, signal: &str) -> Result<(), ExecError> {
+        let signal = parse_signal(signal)?;
+        {
+            let mut phase = self.phase.lock().await;
+            match *phase {
+                Phase::New | Phase::Prepared => {
+                    *phase = Phase::Stopped;
+                    return Ok(());
+                }
+                Phase::Started => {}
+                Phase::Stopped | Phase::Removed => return Ok(()),
+            }
+        }
+        self.stop_started(grace, signal).await
+    }
+
+    async fn terminate(&self) -> Result<(), ExecError> {
+        self.shutdown(Duration::ZERO, "SIGKILL").await
+    }
+
+    async fn remove(&self) -> Result<(), ExecError> {
+        let mut phase = self.phase.lock().await;
+        if *phase == Phase::Started {
+            self.stop_started(Duration::ZERO, Signal::SIGKILL).await?;
+        }
+        self.remove_containers().await?;
+        self.files.remove()?;
+        *phase = Phase::Removed;
+        Ok(())
+    }
+
+    async fn recover(&self) -> Result<Recovered, ExecError> {
+        let mut phase = self.phase.lock().await;
+        if *phase != Phase::New {
+            return Ok(if *phase == Phase::Started {
+                Recovered::Running
+            } else {
+                Recovered::Gone
+            });
+        }
+        for id in self.find().await? {
+            let Some(state) = wait::state(&self.docker, &id).await? else {
+                continue;
+            };
+            *self.container.lock() = Some(id.clone());
+            if is_running(&state) {
+                tracing::info!(task = %self.task.id, container = %id, "following a task container left by a previous agent");
+                *phase = Phase::Started;
+                self.follow(&id).await;
+                return Ok(Recovered::Running);
+            }
+            if let Some(code) = state.exit_code {
+                self.exit.send_replace(Some(wait::exit_status(code)));
+            }
+        }
+        // Not running: what is left goes with `remove`.
+        Ok(Recovered::Gone)
+    }
+
+    /// The container's id; the pid of its process as the engine reported
+    /// it once started (0 when it had already ended by then).
+    fn container_status(&self) -> ContainerStatus {
+        ContainerStatus {
+            container_id: self.container_id().unwrap_or_default(),
+            pid: self.pid.load(Ordering::SeqCst),
+            exit_code: self.exited().map_or(0, |e| e.code),
+        }
+    }
+
+    fn logs(&self) -> Vec<LogLine> {
+        self.logs.lines()
+    }
+}
+
+impl Drop for DockerController {
+    fn drop(&mut self) {
+        // The container outlives its controller (an agent restart finds it
+        // again with `recover`); only the followers stop.
+        for t in self.tasks.lock().drain(..) {
+            t.abort();
+        }
+    }
+}
