@@ -82,6 +82,7 @@ pub mod conformance;
 pub mod error;
 pub mod exec;
 pub mod managers;
+pub mod network;
 pub mod node;
 mod session;
 pub mod taskdb;
