@@ -46,6 +46,9 @@ pub enum WorkerError {
     /// The executor asked for is not part of this build.
     #[error("the {0} executor is not available in this build of swarmd (use --executor process)")]
     Unavailable(&'static str),
+    /// The overlay data plane could not be set up.
+    #[error("networking: {0}")]
+    Network(#[from] swarm_agent::network::NetworkError),
     /// The agent could not start (no certificate, wrong token, ...).
     #[error(transparent)]
     Agent(#[from] AgentError),
@@ -81,12 +84,29 @@ pub fn has_state(state_dir: &Path) -> bool {
 /// Starts the worker: joins with the token on first start (or loads the
 /// stored certificate), then keeps a dispatcher session in the background.
 /// With no manager given, the agent uses the ones it remembered from its
-/// last run.
+/// last run. Run as root with a data-path address (an IP), tasks on overlay
+/// networks get their own namespaces joined to them (VXLAN), with the
+/// embedded DNS and the services' VIPs.
 pub async fn start(config: WorkerConfig) -> Result<Worker, WorkerError> {
+    let dp_ip = config
+        .data_path_addr
+        .as_deref()
+        .and_then(|a| a.parse::<std::net::IpAddr>().ok());
+    let networking = match dp_ip {
+        Some(ip) => {
+            let n = swarm_agent::network::NetworkAttacher::for_node(Some(ip)).await?;
+            n.has_sandboxes().then(|| Arc::new(n))
+        }
+        None => None,
+    };
     let executor = match config.executor {
-        ExecutorKind::Process => Arc::new(ProcessExecutor::new(
-            config.state_dir.join(swarm_agent::agent::TASKS_DIR),
-        )),
+        ExecutorKind::Process => {
+            let mut e = ProcessExecutor::new(config.state_dir.join(swarm_agent::agent::TASKS_DIR));
+            if let Some(n) = &networking {
+                e = e.networking(n.clone());
+            }
+            Arc::new(e)
+        }
         other => return Err(WorkerError::Unavailable(other.name())),
     };
     let mut b = Agent::builder(&config.state_dir)
@@ -98,6 +118,10 @@ pub async fn start(config: WorkerConfig) -> Result<Worker, WorkerError> {
     }
     if let Some(a) = &config.data_path_addr {
         b = b.data_path_addr(a.clone());
+    }
+    if let Some(n) = networking {
+        tracing::info!("overlay networking on (VXLAN, task namespaces)");
+        b = b.networking(n);
     }
     if let Some(h) = &config.hostname {
         b = b.hostname(h.clone());
