@@ -340,6 +340,17 @@ impl Agent {
         for (k, v) in &self.config.labels {
             engine.labels.insert(k.clone(), v.clone());
         }
+        // The scheduler places tasks on overlay networks only on nodes
+        // that report the network driver.
+        if let Some(n) = &self.config.networking {
+            let plugin = swarm_api::v1::PluginDescription {
+                r#type: "Network".into(),
+                name: n.driver_name().into(),
+            };
+            if !engine.plugins.contains(&plugin) {
+                engine.plugins.push(plugin);
+            }
+        }
     }
 }
 

@@ -252,6 +252,12 @@ impl NetworkAttacher {
         }
     }
 
+    /// The network driver's name (`overlay`, `null`), as the node reports
+    /// it among its plugins.
+    pub fn driver_name(&self) -> &'static str {
+        self.driver.name()
+    }
+
     /// True when attached tasks get namespaces of their own.
     pub fn has_sandboxes(&self) -> bool {
         self.sandboxes
