@@ -19,6 +19,10 @@
 //!   [`conformance`] suite. [`ProcessExecutor`] (the default) runs tasks as
 //!   child processes; see [`exec::process`] for the task directory layout,
 //!   where secrets (tmpfs) and configs go, and the environment.
+//! - [`network::NetworkAttacher`]: overlay networking for tasks (off by
+//!   default, [`AgentBuilder::networking`]): a namespace per task joined
+//!   to its VXLAN networks, the embedded DNS at 127.0.0.11 and the
+//!   services' VIPs, fed from the manager's network views.
 //!
 //! # Example: a worker node
 //!

@@ -6,12 +6,15 @@
 //! other node.
 //!
 //! The underlay: a switch namespace with a bridge, and one namespace per
-//! simulated host with `eth0` on it (198.18.0.1 and .2 with the pid in the
-//! third octet's place kept out: addresses are per test namespace, so
-//! parallel runs do not clash). Each agent's VXLAN driver treats its host
-//! namespace as the host (`VxlanConfig::host_netns`); the agents themselves
-//! talk to the manager over loopback in the root namespace. Task
-//! namespaces are made by the agents' attachers.
+//! simulated host with `eth0` on it (198.18.0.1 and 198.18.0.2; the
+//! addresses live in the test's own namespaces, so parallel runs do not
+//! clash). Each agent's VXLAN driver treats its host namespace as the host
+//! (`VxlanConfig::host_netns`): its VXLAN socket is bound there, to the
+//! agent's data-path address. The agents themselves talk to the manager
+//! over loopback in the root namespace. Task namespaces are made by the
+//! agents' attachers; every namespace is named with the test's pid and
+//! removed at the end (the test checks that removing the services removes
+//! them, and sweeps them when it fails).
 //!
 //! Needs root, iproute2, VXLAN in the kernel, nftables, nsenter, dig and
 //! python3 (the echo server and client); skips with a message otherwise.
