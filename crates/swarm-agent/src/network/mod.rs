@@ -597,3 +597,109 @@ fn program_vips(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swarm_api::v1::{
+        Annotations, Network, NetworkAttachment, NetworkSpec, ServiceEndpoint, TaskEndpoint,
+    };
+    use swarm_lb::dns::Lookup;
+    use swarm_overlay::allocator::NetworkAllocator;
+    use swarm_overlay::ipam::IpamConfig;
+
+    fn endpoint(id: &str, addr: &str, node: &str) -> TaskEndpoint {
+        TaskEndpoint {
+            task_id: id.into(),
+            service_id: "s1".into(),
+            name: format!("web.1.{id}"),
+            addresses: vec![addr.into()],
+            node_addr: node.into(),
+            serving: true,
+            ..Default::default()
+        }
+    }
+
+    /// Without sandboxes (the no-op driver) the attacher still keeps the
+    /// driver's books, the peers and the DNS records, and undoes them.
+    #[tokio::test]
+    async fn the_noop_attacher_keeps_books_records_and_peers() {
+        let mut alloc = NetworkAllocator::new(IpamConfig::default());
+        let mut net = Network {
+            id: "net1".into(),
+            spec: Some(NetworkSpec {
+                annotations: Some(Annotations {
+                    name: "front".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        alloc.allocate_network(&mut net).unwrap();
+        let mut task = Task {
+            id: "t1".into(),
+            service_id: "s1".into(),
+            networks: vec![NetworkAttachment {
+                network: Some(net.clone()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        alloc.allocate_task(&mut task).unwrap();
+        let mine = task.networks[0].addresses[0].clone();
+
+        let driver = Arc::new(NoopDriver::new());
+        let att = NetworkAttacher::builder(driver.clone())
+            .data_path_addr("192.0.2.1".parse().unwrap())
+            .upstreams(Vec::new())
+            .build()
+            .unwrap();
+        assert!(!att.has_sandboxes());
+        assert_eq!(att.driver_name(), driver.name());
+
+        let view = NetworkView {
+            network: Some(net.clone()),
+            services: vec![ServiceEndpoint {
+                service_id: "s1".into(),
+                name: "web".into(),
+                vip: "10.0.0.9/24".into(),
+                ..Default::default()
+            }],
+            tasks: vec![
+                endpoint("t1", &mine, "192.0.2.1"),
+                endpoint("t2", "10.0.0.7/24", "192.0.2.2"),
+            ],
+        };
+        att.set_view(&view).await.unwrap();
+        let nets = vec!["net1".to_string()];
+        assert_eq!(
+            att.records().lookup(&nets, "web"),
+            Lookup::Found(vec!["10.0.0.9".parse().unwrap()])
+        );
+        assert!(
+            driver.state().await.unwrap().networks.is_empty(),
+            "no network before a task of this node needs it"
+        );
+
+        assert_eq!(att.attach(&task).await.unwrap(), None, "no sandbox");
+        let state = driver.state().await.unwrap();
+        assert_eq!(state.networks.len(), 1);
+        assert_eq!(state.networks[0].endpoints.len(), 1);
+        let peers: Vec<IpAddr> = state.networks[0].peers.iter().map(|p| p.ip).collect();
+        assert_eq!(
+            peers,
+            vec!["10.0.0.7".parse::<IpAddr>().unwrap()],
+            "only the remote endpoint is a peer"
+        );
+        assert_eq!(att.attach(&task).await.unwrap(), None, "idempotent");
+
+        att.detach("t1").await;
+        assert!(
+            driver.state().await.unwrap().networks.is_empty(),
+            "the last task gone, the network goes"
+        );
+        att.remove_view("net1").await.unwrap();
+        assert_eq!(att.records().lookup(&nets, "web"), Lookup::NotFound);
+    }
+}
