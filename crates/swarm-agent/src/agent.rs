@@ -19,6 +19,7 @@ use crate::error::AgentError;
 use crate::exec::Executor;
 use crate::exec::process::ProcessExecutor;
 use crate::managers::{MANAGERS_FILE, Managers, load_remembered};
+use crate::network::NetworkAttacher;
 use crate::session::{SessionContext, note_redirect, run_session};
 use crate::worker::{StatusReceiver, Worker};
 
@@ -43,6 +44,7 @@ pub struct AgentBuilder {
     data_path_addr: Option<String>,
     availability: NodeAvailability,
     backoff: (Duration, Duration),
+    networking: Option<Arc<NetworkAttacher>>,
 }
 
 impl std::fmt::Debug for AgentBuilder {
@@ -73,6 +75,7 @@ impl AgentBuilder {
             data_path_addr: None,
             availability: NodeAvailability::Active,
             backoff: (Duration::from_millis(100), Duration::from_secs(8)),
+            networking: None,
         }
     }
 
@@ -126,6 +129,18 @@ impl AgentBuilder {
         self
     }
 
+    /// Attach tasks to their overlay networks (off by default: tasks share
+    /// the node's network and network views are ignored). The agent feeds
+    /// the manager's network views to `attacher`, and the default process
+    /// executor attaches tasks through it; a custom executor must be given
+    /// the same attacher (e.g. [`ProcessExecutor::networking`]).
+    /// [`NetworkAttacher::for_node`] picks the VXLAN driver when running as
+    /// root with a data-path address.
+    pub fn networking(mut self, attacher: Arc<NetworkAttacher>) -> Self {
+        self.networking = Some(attacher);
+        self
+    }
+
     /// Reconnection delays (default 100 ms doubling to 8 s, jittered).
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
         self.backoff = (min, max);
@@ -156,10 +171,13 @@ impl AgentBuilder {
             .filter(|t| !t.is_empty())
             .map(JoinToken::parse)
             .transpose()?;
-        let executor = self
-            .executor
-            .clone()
-            .unwrap_or_else(|| Arc::new(ProcessExecutor::new(self.state_dir.join(TASKS_DIR))));
+        let executor = self.executor.clone().unwrap_or_else(|| {
+            let mut e = ProcessExecutor::new(self.state_dir.join(TASKS_DIR));
+            if let Some(n) = &self.networking {
+                e = e.networking(n.clone());
+            }
+            Arc::new(e)
+        });
         Ok(Agent {
             config: self,
             managers,
@@ -227,6 +245,9 @@ impl Agent {
             self.executor.clone(),
         )?;
         worker.set_node_id(&node_id);
+        if let Some(n) = &self.config.networking {
+            worker.set_networking(n.clone());
+        }
         let worker = Arc::new(worker);
 
         let mut description = self.executor.describe().await?;
@@ -318,6 +339,17 @@ impl Agent {
         let engine = d.engine.get_or_insert_with(Default::default);
         for (k, v) in &self.config.labels {
             engine.labels.insert(k.clone(), v.clone());
+        }
+        // The scheduler places tasks on overlay networks only on nodes
+        // that report the network driver.
+        if let Some(n) = &self.config.networking {
+            let plugin = swarm_api::v1::PluginDescription {
+                r#type: "Network".into(),
+                name: n.driver_name().into(),
+            };
+            if !engine.plugins.contains(&plugin) {
+                engine.plugins.push(plugin);
+            }
         }
     }
 }

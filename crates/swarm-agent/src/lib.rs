@@ -21,6 +21,10 @@
 //!   where secrets (tmpfs) and configs go, and the environment.
 //!   `DockerExecutor` (cargo feature `docker`, on by default) runs them as
 //!   containers of the local Docker engine, see `exec::docker`.
+//! - [`network::NetworkAttacher`]: overlay networking for tasks (off by
+//!   default, [`AgentBuilder::networking`]): a namespace per task joined
+//!   to its VXLAN networks, the embedded DNS at 127.0.0.11 and the
+//!   services' VIPs, fed from the manager's network views.
 //!
 //! # Example: a worker node
 //!
@@ -84,6 +88,7 @@ pub mod conformance;
 pub mod error;
 pub mod exec;
 pub mod managers;
+pub mod network;
 pub mod node;
 mod session;
 pub mod taskdb;

@@ -85,7 +85,10 @@ pub struct NodeOptions {
     /// address).
     #[arg(long)]
     pub advertise_addr: Option<String>,
-    /// Address of the overlay data plane (VXLAN) on this node.
+    /// Address of the overlay data plane (VXLAN) on this node. Run as
+    /// root, an IP here turns overlay networking on: tasks on overlay
+    /// networks get their own namespaces (one swarmd per host: the VXLAN
+    /// namespaces are named `swov-<vni>` in /run/netns).
     #[arg(long)]
     pub data_path_addr: Option<String>,
     /// The control socket [default: STATE_DIR/control.sock].

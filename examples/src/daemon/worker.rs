@@ -53,6 +53,9 @@ pub enum WorkerError {
     /// The Docker executor cannot reach the local engine.
     #[error("--executor docker: {0}")]
     Docker(#[source] ExecError),
+    /// The overlay data plane could not be set up.
+    #[error("networking: {0}")]
+    Network(#[from] swarm_agent::network::NetworkError),
     /// The agent could not start (no certificate, wrong token, ...).
     #[error(transparent)]
     Agent(#[from] AgentError),
@@ -88,11 +91,30 @@ pub fn has_state(state_dir: &Path) -> bool {
 /// Starts the worker: joins with the token on first start (or loads the
 /// stored certificate), then keeps a dispatcher session in the background.
 /// With no manager given, the agent uses the ones it remembered from its
-/// last run.
+/// last run. Run as root with a data-path address (an IP), tasks on overlay
+/// networks get their own namespaces joined to them (VXLAN), with the
+/// embedded DNS and the services' VIPs.
 pub async fn start(config: WorkerConfig) -> Result<Worker, WorkerError> {
+    let dp_ip = config
+        .data_path_addr
+        .as_deref()
+        .and_then(|a| a.parse::<std::net::IpAddr>().ok());
+    let networking = match dp_ip {
+        Some(ip) => {
+            let n = swarm_agent::network::NetworkAttacher::for_node(Some(ip)).await?;
+            n.has_sandboxes().then(|| Arc::new(n))
+        }
+        None => None,
+    };
     let tasks_dir = config.state_dir.join(swarm_agent::agent::TASKS_DIR);
     let executor: Arc<dyn Executor> = match config.executor {
-        ExecutorKind::Process => Arc::new(ProcessExecutor::new(tasks_dir)),
+        ExecutorKind::Process => {
+            let mut e = ProcessExecutor::new(tasks_dir);
+            if let Some(n) = &networking {
+                e = e.networking(n.clone());
+            }
+            Arc::new(e)
+        }
         // Containers on the engine's default bridge network: overlay
         // attachment of containers is not done yet.
         ExecutorKind::Docker => Arc::new(
@@ -113,6 +135,10 @@ pub async fn start(config: WorkerConfig) -> Result<Worker, WorkerError> {
     }
     if let Some(a) = &config.data_path_addr {
         b = b.data_path_addr(a.clone());
+    }
+    if let Some(n) = networking {
+        tracing::info!("overlay networking on (VXLAN, task namespaces)");
+        b = b.networking(n);
     }
     if let Some(h) = &config.hostname {
         b = b.hostname(h.clone());

@@ -79,6 +79,10 @@ pub enum ExecError {
         /// The error.
         source: std::io::Error,
     },
+    /// The task's network attachment (namespace, endpoints, DNS, VIPs)
+    /// could not be made.
+    #[error("network attachment: {0}")]
+    Network(String),
     /// A system call failed.
     #[error("{what}: {source}")]
     Sys {

@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::exec::{Dependencies, Executor};
+use crate::network::NetworkAttacher;
 use crate::taskdb::{TaskDb, TaskDbError};
 use runner::{Assigned, Runner, RunnerContext};
 
@@ -52,6 +53,7 @@ pub struct Worker {
     ctx: RunnerContext,
     deps: watch::Sender<Dependencies>,
     state: Mutex<State>,
+    network: std::sync::OnceLock<Arc<NetworkAttacher>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -92,6 +94,7 @@ impl Worker {
             state: Mutex::new(State {
                 tasks: HashMap::new(),
             }),
+            network: std::sync::OnceLock::new(),
         };
         {
             let mut state = worker.state.lock();
@@ -140,8 +143,17 @@ impl Worker {
         ))
     }
 
+    /// Hands the network views of later assignments to `attacher` (once;
+    /// later calls are ignored).
+    pub fn set_networking(&self, attacher: Arc<NetworkAttacher>) {
+        let _ = self.network.set(attacher);
+    }
+
     /// Applies one message of the assignments stream.
     pub fn apply(&self, msg: &AssignmentsMessage) {
+        if let Some(n) = self.network.get() {
+            n.apply(msg);
+        }
         let complete = msg.r#type() == AssignmentsType::Complete;
         // Secrets and configs first: the tasks of the same message use them.
         self.deps.send_modify(|deps| {

@@ -4,6 +4,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
@@ -21,9 +22,13 @@ use super::user::resolve_user;
 use crate::exec::{
     Controller, Dependencies, ExecError, ExitStatus, LogLine, Recovered, files, parse_signal,
 };
+use crate::network::NetworkAttacher;
 
 /// `PATH` given to tasks.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The program that runs a task's process in its network namespace.
+const NSENTER: &str = "nsenter";
 
 /// How long to wait for a killed process to be reaped.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -52,6 +57,10 @@ pub struct ProcessController {
     tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
     health: Option<HealthPlan>,
     health_state: parking_lot::Mutex<Option<HealthState>>,
+    /// The attacher and the task, for a task with network attachments.
+    network: Option<(Arc<NetworkAttacher>, Box<Task>)>,
+    /// The task's namespace once attached.
+    netns: parking_lot::Mutex<Option<PathBuf>>,
 }
 
 impl ProcessController {
@@ -90,7 +99,16 @@ impl ProcessController {
             // Invalid checks are refused by `prepare`.
             health,
             health_state: parking_lot::Mutex::new(None),
+            network: None,
+            netns: parking_lot::Mutex::new(None),
         }
+    }
+
+    /// Attaches the task to its networks at prepare (its process then runs
+    /// in its own namespace) and detaches it at remove.
+    pub fn with_network(mut self, attacher: Arc<NetworkAttacher>, task: Task) -> Self {
+        self.network = Some((attacher, Box::new(task)));
+        self
     }
 
     /// The task's output buffer.
@@ -175,7 +193,18 @@ impl ProcessController {
         let (program, args) = argv
             .split_first()
             .ok_or_else(|| ExecError::InvalidSpec("empty command".into()))?;
-        let mut cmd = tokio::process::Command::new(program);
+        let mut cmd = match self.netns.lock().as_ref() {
+            Some(ns) => {
+                // nsenter enters the namespace and execs the program: the
+                // pid and process group stay the task's.
+                let mut c = tokio::process::Command::new(NSENTER);
+                c.arg(format!("--net={}", ns.display()))
+                    .arg("--")
+                    .arg(program);
+                c
+            }
+            None => tokio::process::Command::new(program),
+        };
         cmd.args(args)
             .env_clear()
             .env("PATH", DEFAULT_PATH)
@@ -332,6 +361,13 @@ impl Controller for ProcessController {
         }
         files::write_configs(&self.configs_dir(), &self.spec.configs, &self.deps)?;
         files::write_secrets(&self.secrets_dir(), &self.spec.secrets, &self.deps)?;
+        if let Some((attacher, task)) = &self.network {
+            let ns = attacher
+                .attach(task)
+                .await
+                .map_err(|e| ExecError::Network(e.to_string()))?;
+            *self.netns.lock() = ns;
+        }
         *phase = Phase::Prepared;
         Ok(())
     }
@@ -434,6 +470,10 @@ impl Controller for ProcessController {
         let mut phase = self.phase.lock().await;
         if *phase == Phase::Started {
             self.stop_started(Duration::ZERO, Signal::SIGKILL).await?;
+        }
+        if let Some((attacher, _)) = &self.network {
+            attacher.detach(&self.task_id).await;
+            *self.netns.lock() = None;
         }
         files::unmount(&self.secrets_dir())?;
         match fs::remove_dir_all(&self.dir) {

@@ -26,7 +26,12 @@
 //!
 //! Not supported (the task is rejected with a clear error): images,
 //! mounts, supplementary groups, capabilities, a TTY, a read-only root.
-//! The process shares the node's network namespace.
+//! The process shares the node's network namespace, unless the executor
+//! has a [`NetworkAttacher`] ([`ProcessExecutor::networking`]) and the task
+//! has network attachments: then `prepare` gives the task a namespace of
+//! its own joined to its networks, the process (and its health checks) run
+//! in it through `nsenter --net=<namespace>` (util-linux), and `remove`
+//! takes it down.
 
 mod controller;
 pub(crate) mod health;
@@ -34,6 +39,7 @@ mod logs;
 mod user;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use swarm_api::v1::{EngineDescription, NodeDescription, Platform, Resources, Task};
@@ -43,6 +49,7 @@ pub use health::{DEFAULT_INTERVAL, DEFAULT_RETRIES, DEFAULT_TIMEOUT};
 pub use logs::{LogBuffer, MAX_LINE_BYTES};
 
 use super::{Controller, Dependencies, ExecError, Executor};
+use crate::network::NetworkAttacher;
 
 /// Name of the process executor in node descriptions.
 pub const EXECUTOR_NAME: &str = "process";
@@ -55,6 +62,7 @@ pub const DEFAULT_LOG_BYTES: usize = 256 * 1024;
 pub struct ProcessExecutor {
     root: PathBuf,
     log_bytes: usize,
+    network: Option<Arc<NetworkAttacher>>,
 }
 
 impl ProcessExecutor {
@@ -64,12 +72,22 @@ impl ProcessExecutor {
         ProcessExecutor {
             root: root.into(),
             log_bytes: DEFAULT_LOG_BYTES,
+            network: None,
         }
     }
 
     /// Bytes of output kept per task (default [`DEFAULT_LOG_BYTES`]).
     pub fn log_bytes(mut self, bytes: usize) -> Self {
         self.log_bytes = bytes;
+        self
+    }
+
+    /// Attach tasks with network attachments through `attacher` (off by
+    /// default: tasks share the node's network). Give the agent the same
+    /// attacher ([`crate::AgentBuilder::networking`]) so it receives the
+    /// manager's network views.
+    pub fn networking(mut self, attacher: Arc<NetworkAttacher>) -> Self {
+        self.network = Some(attacher);
         self
     }
 
@@ -122,11 +140,12 @@ impl Executor for ProcessExecutor {
                 task.id
             )));
         }
-        Ok(Box::new(ProcessController::new(
-            task,
-            deps,
-            self.task_dir(&task.id),
-            self.log_bytes,
-        )))
+        let mut c = ProcessController::new(task, deps, self.task_dir(&task.id), self.log_bytes);
+        if let Some(n) = &self.network
+            && !task.networks.is_empty()
+        {
+            c = c.with_network(n.clone(), task.clone());
+        }
+        Ok(Box::new(c))
     }
 }

@@ -1,0 +1,423 @@
+//! Overlay end-to-end on simulated hosts: an in-process manager and two
+//! real agents whose VXLAN data planes live in two "host" namespaces on a
+//! test underlay; a `server` service (a TCP echo server) on one, a client
+//! task on the other that finds `server` through the embedded DNS at
+//! 127.0.0.11, connects to its VIP and gets its line echoed back from the
+//! other node.
+//!
+//! The underlay: a switch namespace with a bridge, and one namespace per
+//! simulated host with `eth0` on it (198.18.0.1 and 198.18.0.2; the
+//! addresses live in the test's own namespaces, so parallel runs do not
+//! clash). Each agent's VXLAN driver treats its host namespace as the host
+//! (`VxlanConfig::host_netns`): its VXLAN socket is bound there, to the
+//! agent's data-path address. The agents themselves talk to the manager
+//! over loopback in the root namespace. Task namespaces are made by the
+//! agents' attachers; every namespace is named with the test's pid and
+//! removed at the end (the test checks that removing the services removes
+//! them, and sweeps them when it fails).
+//!
+//! Needs root, iproute2, VXLAN in the kernel, nftables, nsenter, dig and
+//! python3 (the echo server and client); skips with a message otherwise.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic is how a test reports failure"
+)]
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use swarm_agent::network::NetworkAttacher;
+use swarm_agent::{Agent, AgentHandle, ProcessExecutor};
+use swarm_api::v1::control_client::ControlClient;
+use swarm_api::v1::*;
+use swarm_manager::dispatcher::DispatcherConfig;
+use swarm_manager::{Manager, ManagerBuilder};
+use swarm_overlay::netns::NetnsGuard;
+use swarm_overlay::vxlan::{VxlanConfig, VxlanDriver};
+
+fn have(cmd: &str, arg: &str) -> bool {
+    Command::new(cmd).arg(arg).output().is_ok()
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// True when the test can run here; says why not otherwise.
+fn can_run() -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP overlay end-to-end: needs root (namespaces, netlink, nftables)");
+        return false;
+    }
+    for (cmd, arg) in [
+        ("ip", "-V"),
+        ("nft", "-v"),
+        ("nsenter", "--version"),
+        ("dig", "-v"),
+        ("python3", "-V"),
+    ] {
+        if !have(cmd, arg) {
+            eprintln!("SKIP overlay end-to-end: needs {cmd} (bash scripts/setup)");
+            return false;
+        }
+    }
+    let probe = NetnsGuard::unique("swat-probe").unwrap();
+    let ok = Command::new("ip")
+        .args(["-n", &probe.name(), "link", "add", "vx0", "type", "vxlan"])
+        .args(["id", "42", "dstport", "4789"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIP overlay end-to-end: the kernel cannot make VXLAN devices");
+    }
+    ok
+}
+
+/// The underlay: a switch namespace and two hosts on 198.18.0.0/24.
+struct Underlay {
+    hosts: Vec<NetnsGuard>,
+    _switch: NetnsGuard,
+}
+
+impl Underlay {
+    fn new() -> Underlay {
+        let switch = NetnsGuard::unique("swat-sw").unwrap();
+        let sw = switch.name();
+        ip(&["-n", &sw, "link", "add", "ul0", "type", "bridge"]);
+        ip(&["-n", &sw, "link", "set", "ul0", "up"]);
+        let mut hosts = Vec::new();
+        for i in 0..2 {
+            let h = NetnsGuard::unique("swat-h").unwrap();
+            let port = format!("p{i}");
+            ip(&[
+                "-n",
+                &sw,
+                "link",
+                "add",
+                &port,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                &h.name(),
+            ]);
+            ip(&["-n", &sw, "link", "set", &port, "master", "ul0", "up"]);
+            let addr = format!("198.18.0.{}/24", i + 1);
+            ip(&["-n", &h.name(), "addr", "add", &addr, "dev", "eth0"]);
+            ip(&["-n", &h.name(), "link", "set", "eth0", "up"]);
+            ip(&["-n", &h.name(), "link", "set", "lo", "up"]);
+            hosts.push(h);
+        }
+        Underlay {
+            hosts,
+            _switch: switch,
+        }
+    }
+}
+
+async fn manager(dir: &std::path::Path) -> Manager {
+    ManagerBuilder::new(dir.join("manager"))
+        .listen_addr("127.0.0.1:0".parse().unwrap())
+        .control_socket(dir.join("manager").join("control.sock"))
+        .raft_config(swarm_raft::RaftConfig::fast())
+        .dispatcher_config(DispatcherConfig {
+            heartbeat_period: Duration::from_millis(300),
+            heartbeat_jitter: Duration::from_millis(30),
+            status_flush_interval: Duration::from_millis(20),
+            network_flush_interval: Duration::from_millis(20),
+            ..DispatcherConfig::default()
+        })
+        .start()
+        .await
+        .unwrap()
+}
+
+/// A real agent named `name`, its overlay data plane in `host`.
+async fn agent(
+    m: &Manager,
+    dir: &std::path::Path,
+    name: &str,
+    host: &NetnsGuard,
+    addr: &str,
+) -> AgentHandle {
+    let tag = format!("swat{}{name}", std::process::id());
+    let vxlan = VxlanConfig::builder(addr.parse().unwrap())
+        .host_netns(host.path())
+        .prefix(format!("{tag}ov"))
+        .build()
+        .unwrap();
+    let driver = VxlanDriver::new(vxlan).await.unwrap();
+    let attacher = Arc::new(
+        NetworkAttacher::builder(Arc::new(driver))
+            .data_path_addr(addr.parse().unwrap())
+            .prefix(format!("{tag}t"))
+            .upstreams(Vec::new())
+            .build()
+            .unwrap(),
+    );
+    let state = dir.join(name);
+    let executor = ProcessExecutor::new(state.join("tasks")).networking(attacher.clone());
+    Agent::builder(&state)
+        .manager(m.addr())
+        .join_token(m.join_tokens().unwrap().worker.to_string())
+        .hostname(name)
+        .data_path_addr(addr)
+        .executor(Arc::new(executor))
+        .networking(attacher)
+        .reconnect_backoff(Duration::from_millis(50), Duration::from_millis(500))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap()
+}
+
+fn service(name: &str, node: &str, script: &str) -> ServiceSpec {
+    ServiceSpec {
+        annotations: Some(Annotations {
+            name: name.into(),
+            ..Default::default()
+        }),
+        task: Some(TaskSpec {
+            container: Some(ContainerSpec {
+                command: vec!["/bin/bash".into(), "-c".into(), script.into()],
+                stop_grace_period: Some(swarm_api::v1::Duration::from_secs(1)),
+                ..Default::default()
+            }),
+            networks: vec![NetworkAttachmentConfig {
+                target: "overlay1".into(),
+                ..Default::default()
+            }],
+            placement: Some(Placement {
+                constraints: vec![format!("node.hostname=={node}")],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        mode: Some(service_spec::Mode::Replicated(ReplicatedService {
+            replicas: 1,
+        })),
+        ..Default::default()
+    }
+}
+
+const ECHO_SERVER: &str = r#"exec python3 -c '
+import socketserver
+class H(socketserver.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(self.rfile.readline())
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer(("0.0.0.0", 8080), H).serve_forever()
+'"#;
+
+/// Resolves `server` at the embedded DNS, then sends a line to port 8080
+/// of the answer (the VIP) and writes what came back, and the VIP, to
+/// `out`. Retries until it works (the server may not be up yet).
+fn client_script(out: &std::path::Path) -> String {
+    let out = out.display();
+    format!(
+        r#"while true; do
+  vip=$(dig +short +time=1 +tries=1 @127.0.0.11 server | head -n1)
+  if [ -n "$vip" ] && exec 3<>/dev/tcp/$vip/8080; then
+    echo hello >&3
+    if read -r -t 2 reply <&3 && [ -n "$reply" ]; then
+      echo "$vip $reply" > {out}.tmp && mv {out}.tmp {out}
+      exec sleep 1000
+    fi
+    exec 3<&-
+  fi
+  sleep 0.2
+done"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tasks_on_two_nodes_reach_a_service_by_name_through_its_vip() {
+    init_logs();
+    if !can_run() {
+        return;
+    }
+    let _sweep = Sweeper;
+    let dir = Dir::new("overlay");
+    let underlay = Underlay::new();
+    let m = manager(&dir.0).await;
+    let a = agent(&m, &dir.0, "neta", &underlay.hosts[0], "198.18.0.1").await;
+    let b = agent(&m, &dir.0, "netb", &underlay.hosts[1], "198.18.0.2").await;
+    a.connected().await;
+    b.connected().await;
+
+    let ch = swarm_manager::local::local_channel(m.control_socket().unwrap())
+        .await
+        .unwrap();
+    let mut c = ControlClient::new(ch);
+    c.create_network(CreateNetworkRequest {
+        spec: Some(NetworkSpec {
+            annotations: Some(Annotations {
+                name: "overlay1".into(),
+                ..Default::default()
+            }),
+            ipam: Some(IpamOptions {
+                driver: None,
+                configs: vec![IpamConfig {
+                    subnet: "10.199.0.0/24".into(),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    let out = dir.0.join("client.out");
+    for (name, node, script) in [
+        ("server", "neta", ECHO_SERVER.to_string()),
+        ("client", "netb", client_script(&out)),
+    ] {
+        c.create_service(CreateServiceRequest {
+            spec: Some(service(name, node, &script)),
+        })
+        .await
+        .unwrap();
+    }
+
+    // The client's line came back: DNS gave the VIP, the VIP led to the
+    // server's task on the other node, over VXLAN.
+    let got = eventually_long("the client's echo", &m, || async {
+        std::fs::read_to_string(&out).ok()
+    })
+    .await;
+    let server_task = m
+        .store()
+        .view()
+        .all::<Task>()
+        .iter()
+        .find(|t| {
+            t.service_annotations
+                .as_ref()
+                .is_some_and(|s| s.name == "server")
+        })
+        .map(|t| (**t).clone())
+        .unwrap();
+    let service = m
+        .store()
+        .view()
+        .get::<Service>(&server_task.service_id)
+        .unwrap();
+    let vip = service.endpoint.as_ref().unwrap().virtual_ips[0]
+        .addr
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut words = got.split_whitespace();
+    assert_eq!(
+        words.next(),
+        Some(vip.as_str()),
+        "DNS answered the VIP: {got}"
+    );
+    assert_eq!(words.next(), Some("hello"), "the line came back: {got}");
+    assert!(
+        vip.starts_with("10.199.0."),
+        "the VIP is on the overlay: {vip}"
+    );
+    let client_on = a.worker().tasks().len();
+    assert_eq!(client_on, 1, "only the server runs on neta");
+
+    // Removing the services takes everything down on both nodes: task
+    // namespaces, endpoints, and the overlay networks' namespaces.
+    assert!(!leftovers().is_empty());
+    let services: Vec<String> = m
+        .store()
+        .view()
+        .all::<Service>()
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
+    for id in services {
+        c.remove_service(RemoveServiceRequest { service_id: id })
+            .await
+            .unwrap();
+    }
+    eventually_long("the namespaces removed", &m, || async {
+        let left = leftovers();
+        left.is_empty().then_some(())
+    })
+    .await;
+
+    a.shutdown().await;
+    b.shutdown().await;
+    drop(m);
+}
+
+/// Namespaces of this test process's agents (tasks' and networks').
+fn leftovers() -> Vec<String> {
+    let prefix = format!("swat{}", std::process::id());
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Removes what a failed run left.
+struct Sweeper;
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        for n in leftovers() {
+            let _ = swarm_overlay::netns::remove_named(std::path::Path::new("/run/netns").join(n));
+        }
+    }
+}
+
+/// Like [`eventually`], with room for two agents, allocation, scheduling
+/// and a server start.
+async fn eventually_long<T, F, Fut>(what: &str, m: &Manager, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let tasks: Vec<String> = m
+                .store()
+                .view()
+                .all::<Task>()
+                .iter()
+                .map(|t| {
+                    let st = t.status.clone().unwrap_or_default();
+                    format!(
+                        "{} on {:?}: {:?} {:?} {:?}",
+                        t.display_name(),
+                        t.node_id,
+                        t.state(),
+                        st.message,
+                        st.err
+                    )
+                })
+                .collect();
+            panic!("timed out waiting for {what}; tasks: {tasks:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
