@@ -8,7 +8,10 @@
 //!   the assignments stream, reconnects to any known manager with
 //!   jittered exponential backoff (following a follower's
 //!   `swarm-leader-addr` redirect), and renews its certificate between
-//!   50% and 80% of its life.
+//!   50% and 80% of its life. Beside the session, it serves the log
+//!   subscriptions the leader hands out (`swarmctl service logs`): the
+//!   last lines of the selected tasks, then new lines as they come (see
+//!   [`Controller::log_buffer`]).
 //! - [`Worker`]: the task manager. One runner per task moves it forward
 //!   through ACCEPTED, PREPARING, READY, STARTING, RUNNING to COMPLETE,
 //!   FAILED or SHUTDOWN, honours the desired state (READY: prepare only;
@@ -81,6 +84,7 @@ pub mod backoff;
 pub mod conformance;
 pub mod error;
 pub mod exec;
+mod log_publisher;
 pub mod managers;
 pub mod node;
 mod session;
@@ -90,6 +94,9 @@ pub mod worker;
 pub use agent::{Agent, AgentBuilder, AgentHandle};
 pub use error::{AgentError, SessionError};
 pub use exec::process::ProcessExecutor;
-pub use exec::{Controller, Dependencies, ExecError, Executor, ExitStatus, Recovered};
+pub use exec::{
+    Controller, Dependencies, ExecError, Executor, ExitStatus, LogBuffer, LogLine, LogReader,
+    Recovered,
+};
 pub use session::LEADER_ADDR_KEY;
-pub use worker::{StatusReceiver, Worker};
+pub use worker::{LogSource, StatusReceiver, Worker};

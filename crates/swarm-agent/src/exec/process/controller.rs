@@ -17,10 +17,9 @@ use tokio::task::JoinHandle;
 
 use super::files;
 use super::health::{HealthPlan, HealthState};
-use super::logs::LogBuffer;
 use super::user::resolve_user;
 use crate::exec::{
-    Controller, Dependencies, ExecError, ExitStatus, LogLine, Recovered, parse_signal,
+    Controller, Dependencies, ExecError, ExitStatus, LogBuffer, Recovered, parse_signal,
 };
 
 /// `PATH` given to tasks.
@@ -92,11 +91,6 @@ impl ProcessController {
             health,
             health_state: parking_lot::Mutex::new(None),
         }
-    }
-
-    /// The task's output buffer.
-    pub fn log_buffer(&self) -> &LogBuffer {
-        &self.logs
     }
 
     fn work_dir(&self) -> PathBuf {
@@ -363,10 +357,10 @@ impl Controller for ProcessController {
         }
         let mut tasks = self.tasks.lock();
         if let Some(out) = child.stdout.take() {
-            tasks.push(tokio::spawn(self.logs.clone().follow(out, false)));
+            tasks.push(tokio::spawn(self.logs.clone().capture(out, false)));
         }
         if let Some(err) = child.stderr.take() {
-            tasks.push(tokio::spawn(self.logs.clone().follow(err, true)));
+            tasks.push(tokio::spawn(self.logs.clone().capture(err, true)));
         }
         let exit = self.exit.clone();
         tasks.push(tokio::spawn(async move {
@@ -482,8 +476,8 @@ impl Controller for ProcessController {
         }
     }
 
-    fn logs(&self) -> Vec<LogLine> {
-        self.logs.lines()
+    fn log_buffer(&self) -> Option<LogBuffer> {
+        Some(self.logs.clone())
     }
 }
 

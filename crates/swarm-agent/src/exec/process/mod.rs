@@ -31,7 +31,6 @@
 mod controller;
 mod files;
 mod health;
-mod logs;
 mod user;
 
 use std::path::{Path, PathBuf};
@@ -39,9 +38,9 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use swarm_api::v1::{EngineDescription, NodeDescription, Platform, Resources, Task};
 
+pub use crate::exec::logs::{LogBuffer, MAX_LINE_BYTES};
 pub use controller::ProcessController;
 pub use health::{DEFAULT_INTERVAL, DEFAULT_RETRIES, DEFAULT_TIMEOUT};
-pub use logs::{LogBuffer, MAX_LINE_BYTES};
 
 use super::{Controller, Dependencies, ExecError, Executor};
 
