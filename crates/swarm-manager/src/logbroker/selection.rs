@@ -78,6 +78,15 @@ impl Selection {
         by_node
     }
 
+    /// A selection of these service ids (unit tests elsewhere).
+    #[cfg(test)]
+    pub(crate) fn for_tests(services: &[&str]) -> Self {
+        Selection {
+            services: services.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
     /// What a node is told to serve: the services, itself if it is
     /// selected, and the selected tasks it runs (so that it also serves
     /// tasks it starts later, by service or node).

@@ -365,3 +365,224 @@ impl State {
         self.subs.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc::Receiver;
+
+    type Rx<T> = Receiver<Result<T, Status>>;
+
+    fn selection() -> Arc<Selection> {
+        Arc::new(Selection::for_tests(&["svc"]))
+    }
+
+    fn targets(items: &[(&str, &[&str])]) -> BTreeMap<String, BTreeSet<String>> {
+        items
+            .iter()
+            .map(|(n, ts)| (n.to_string(), ts.iter().map(|t| t.to_string()).collect()))
+            .collect()
+    }
+
+    fn options(follow: bool, tail: i64) -> LogSubscriptionOptions {
+        LogSubscriptionOptions {
+            follow,
+            tail,
+            ..Default::default()
+        }
+    }
+
+    fn listener(st: &mut State, node: &str) -> (Rx<SubscriptionMessage>, u64) {
+        let (tx, rx) = mpsc::channel(16);
+        let (generation, finished) = st.listen(node, tx);
+        assert!(finished.is_empty());
+        (rx, generation)
+    }
+
+    /// The subscriptions a listener got: (id, tasks, tail, close).
+    fn got(rx: &mut Rx<SubscriptionMessage>) -> Vec<(String, Vec<String>, i64, bool)> {
+        let mut out = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            let m = m.unwrap();
+            out.push((
+                m.id,
+                m.selector.unwrap_or_default().task_ids,
+                m.options.unwrap_or_default().tail,
+                m.close,
+            ));
+        }
+        out
+    }
+
+    fn client() -> (ClientTx, Rx<SubscribeLogsMessage>) {
+        mpsc::channel(16)
+    }
+
+    #[test]
+    fn without_follow_the_connected_nodes_are_asked_and_missing_ones_reported() {
+        let mut st = State::default();
+        let (mut n1, _) = listener(&mut st, "n1");
+        let (tx, _rx) = client();
+        let open = st
+            .subscribe(
+                "s",
+                tx,
+                selection(),
+                options(false, 2),
+                targets(&[("n1", &["t1"]), ("n2", &["t2"])]),
+            )
+            .unwrap();
+        assert!(open);
+        assert_eq!(got(&mut n1), [("s".into(), vec!["t1".into()], 2, false)]);
+        // n1 finishes: the subscription ends, saying n2's lines are missing.
+        let finished = st.published("s", "n1", true);
+        assert_eq!(finished.len(), 1);
+        let err = finished[0].error.as_ref().unwrap();
+        assert_eq!(err.code(), tonic::Code::Unavailable);
+        assert!(
+            err.message().contains("node n2 is not connected"),
+            "{err:?}"
+        );
+        assert_eq!(st.subscriptions(), 0);
+    }
+
+    #[test]
+    fn without_follow_no_connected_node_is_an_error_and_no_task_an_empty_stream() {
+        let mut st = State::default();
+        let (tx, _rx) = client();
+        let err = st
+            .subscribe(
+                "s",
+                tx,
+                selection(),
+                options(false, -1),
+                targets(&[("n1", &["t1"])]),
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unavailable);
+        assert!(err.message().contains("n1"), "{err:?}");
+        let (tx, _rx) = client();
+        let open = st
+            .subscribe("s2", tx, selection(), options(false, -1), targets(&[]))
+            .unwrap();
+        assert!(!open);
+        assert_eq!(st.subscriptions(), 0);
+    }
+
+    #[test]
+    fn a_node_leaving_before_it_is_done_makes_the_stream_incomplete() {
+        let mut st = State::default();
+        let (_n1, generation) = listener(&mut st, "n1");
+        let (tx, _rx) = client();
+        st.subscribe(
+            "s",
+            tx,
+            selection(),
+            options(false, -1),
+            targets(&[("n1", &["t1"])]),
+        )
+        .unwrap();
+        assert!(
+            st.unlisten("n1", generation + 1).is_empty(),
+            "a stale listener"
+        );
+        let finished = st.unlisten("n1", generation);
+        assert_eq!(finished.len(), 1);
+        let err = finished[0].error.as_ref().unwrap();
+        assert!(err.message().contains("n1 disconnected"), "{err:?}");
+        assert_eq!(st.listeners(), 0);
+    }
+
+    #[test]
+    fn following_asks_nodes_when_they_connect_and_again_after_a_reconnect() {
+        let mut st = State::default();
+        let (tx, _rx) = client();
+        assert!(
+            st.subscribe(
+                "s",
+                tx,
+                selection(),
+                options(true, 5),
+                targets(&[("n1", &["t1"])])
+            )
+            .unwrap()
+        );
+        // Asked with the client's tail once it connects.
+        let (mut n1, generation) = listener(&mut st, "n1");
+        assert_eq!(got(&mut n1), [("s".into(), vec!["t1".into()], 5, false)]);
+        // A task placed on a node already asked: the agent finds it itself.
+        st.placed("s", "n1", BTreeSet::from(["t3".to_string()]));
+        assert!(got(&mut n1).is_empty());
+        // A task placed on a node new to the subscription: all its lines.
+        let (mut n2, _) = listener(&mut st, "n2");
+        st.placed("s", "n2", BTreeSet::from(["t2".to_string()]));
+        assert_eq!(got(&mut n2), [("s".into(), vec!["t2".into()], -1, false)]);
+        // n1 goes and comes back: asked again, for new lines only.
+        assert!(st.unlisten("n1", generation).is_empty());
+        assert!(st.publishing("s", "n1").is_err(), "not asked while away");
+        let (mut n1, _) = listener(&mut st, "n1");
+        assert_eq!(
+            got(&mut n1),
+            [("s".into(), vec!["t1".into(), "t3".into()], 0, false)]
+        );
+        assert!(st.publishing("s", "n1").unwrap().is_some());
+        // The client leaves: both nodes are told to stop.
+        st.close("s");
+        assert_eq!(got(&mut n1), [("s".into(), vec![], 0, true)]);
+        assert_eq!(got(&mut n2), [("s".into(), vec![], 0, true)]);
+        assert_eq!(st.publishing("s", "n1").unwrap().map(|_| ()), None);
+    }
+
+    #[test]
+    fn only_asked_nodes_may_publish() {
+        let mut st = State::default();
+        let (_n1, _) = listener(&mut st, "n1");
+        let (_n2, _) = listener(&mut st, "n2");
+        let (tx, _rx) = client();
+        st.subscribe(
+            "s",
+            tx,
+            selection(),
+            options(true, 0),
+            targets(&[("n1", &["t1"])]),
+        )
+        .unwrap();
+        assert!(st.publishing("s", "n1").unwrap().is_some());
+        let err = st.publishing("s", "n2").unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    }
+
+    #[test]
+    fn losing_leadership_ends_everything() {
+        let mut st = State::default();
+        st.leading = true;
+        let (mut n1, _) = listener(&mut st, "n1");
+        let (tx, _rx) = client();
+        st.subscribe(
+            "s",
+            tx,
+            selection(),
+            options(true, 0),
+            targets(&[("n1", &["t1"])]),
+        )
+        .unwrap();
+        got(&mut n1);
+        let finished = st.stop_leading();
+        assert!(!st.leading);
+        assert_eq!(finished.len(), 1);
+        assert!(
+            finished[0]
+                .error
+                .as_ref()
+                .unwrap()
+                .message()
+                .contains("subscribe again")
+        );
+        assert_eq!((st.listeners(), st.subscriptions()), (0, 0));
+        // The listener's stream ends: its sender is gone.
+        assert!(matches!(
+            n1.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
+    }
+}
