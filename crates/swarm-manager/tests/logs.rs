@@ -309,7 +309,7 @@ async fn a_publisher_may_only_publish_what_it_was_asked_for() {
         .unwrap()
         .unwrap()
         .unwrap();
-    assert_eq!(sub.selector.unwrap().task_ids, [mine.id.clone()]);
+    assert_eq!(sub.selector.unwrap().task_ids, vec![mine.id.clone()]);
 
     // A node that was not asked may not publish for the subscription.
     let err = publish(bystander_ch, &sub.id, vec![line(mine, "forged")])

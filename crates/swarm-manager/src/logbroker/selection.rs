@@ -162,7 +162,12 @@ mod tests {
     async fn targets_by_service_node_and_task() {
         let store = store().await;
         let view = store.view();
-        let table: [(LogSelector, &[(&str, &[&str])]); 4] = [
+        // (selector, nodes asked with their tasks)
+        type Row = (
+            LogSelector,
+            &'static [(&'static str, &'static [&'static str])],
+        );
+        let table: [Row; 4] = [
             // A service by name: the nodes running its placed tasks.
             (
                 selector(&["web"], &[], &[]),

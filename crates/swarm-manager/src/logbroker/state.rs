@@ -554,8 +554,10 @@ mod tests {
 
     #[test]
     fn losing_leadership_ends_everything() {
-        let mut st = State::default();
-        st.leading = true;
+        let mut st = State {
+            leading: true,
+            ..State::default()
+        };
         let (mut n1, _) = listener(&mut st, "n1");
         let (tx, _rx) = client();
         st.subscribe(
