@@ -1,5 +1,6 @@
 //! The agent: credentials, the task manager and the dispatcher session,
-//! with reconnection and certificate renewal.
+//! with reconnection and certificate renewal, and the log publisher
+//! beside the session.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -18,6 +19,7 @@ use crate::backoff::Backoff;
 use crate::error::AgentError;
 use crate::exec::Executor;
 use crate::exec::process::ProcessExecutor;
+use crate::log_publisher::LogPublisher;
 use crate::managers::{MANAGERS_FILE, Managers, load_remembered};
 use crate::network::NetworkAttacher;
 use crate::session::{SessionContext, note_redirect, run_session};
@@ -265,6 +267,15 @@ impl Agent {
         let managers = Arc::new(Mutex::new(managers));
         let (stop, stop_rx) = watch::channel(false);
         let (connected_tx, connected) = watch::channel(false);
+        let (channel_tx, channel_rx) = watch::channel(None);
+        let backoff = Backoff::new(self.config.backoff.0, self.config.backoff.1);
+        let publisher = tokio::spawn(crate::log_publisher::run(LogPublisher {
+            worker: worker.clone(),
+            node_id: node_id.clone(),
+            session: channel_rx,
+            stop: stop_rx.clone(),
+            backoff: backoff.clone(),
+        }));
         let sessions = tokio::spawn(session_loop(SessionLoop {
             tls: tls.clone(),
             description,
@@ -274,7 +285,8 @@ impl Agent {
             managers_file,
             stop: stop_rx.clone(),
             connected: connected_tx,
-            backoff: Backoff::new(self.config.backoff.0, self.config.backoff.1),
+            channel: channel_tx,
+            backoff,
         }));
         let renewals = tokio::spawn(renewal_loop(tls, store, managers, stop_rx));
         Ok(AgentHandle {
@@ -282,7 +294,7 @@ impl Agent {
             worker,
             stop,
             connected,
-            tasks: vec![sessions, renewals],
+            tasks: vec![sessions, publisher, renewals],
         })
     }
 
@@ -397,6 +409,7 @@ struct SessionLoop {
     managers_file: PathBuf,
     stop: watch::Receiver<bool>,
     connected: watch::Sender<bool>,
+    channel: watch::Sender<Option<tonic::transport::Channel>>,
     backoff: Backoff,
 }
 
@@ -425,6 +438,7 @@ async fn session_loop(mut s: SessionLoop) {
                 managers_file: &s.managers_file,
                 stop: &mut s.stop,
                 connected: &s.connected,
+                channel: &s.channel,
             },
         )
         .await;

@@ -108,7 +108,7 @@ impl Case {
 }
 
 /// The names of the cases, in the order [`Suite::run_all`] runs them.
-pub const CASES: [&str; 8] = [
+pub const CASES: [&str; 9] = [
     "runs_to_completion",
     "failure_carries_exit_code",
     "shutdown_sends_stop_signal",
@@ -117,6 +117,7 @@ pub const CASES: [&str; 8] = [
     "prepare_is_idempotent",
     "shutdown_before_start",
     "remove_cleans_up",
+    "output_can_be_followed",
 ];
 
 impl Suite {
@@ -177,7 +178,8 @@ impl Suite {
         self.env_args_and_dir_are_applied().await?;
         self.prepare_is_idempotent().await?;
         self.shutdown_before_start().await?;
-        self.remove_cleans_up().await
+        self.remove_cleans_up().await?;
+        self.output_can_be_followed().await
     }
 
     /// A task that exits 0 ends with a successful exit status.
@@ -341,6 +343,67 @@ impl Suite {
     }
 }
 
+impl Suite {
+    /// Output lines carry their stream (stdout or stderr) and a time; a
+    /// reader of the log buffer gets the last lines, then follows the
+    /// lines written after it was made.
+    pub async fn output_can_be_followed(&self) -> Result<(), ConformanceError> {
+        let case = Case { name: CASES[8] };
+        let began = std::time::SystemTime::now() - Duration::from_secs(1);
+        let script =
+            "echo out; echo err >&2; trap 'echo later; exit 0' USR1; while :; do sleep 0.05; done";
+        let (_, c) = self.controller(&case, script, |_| {})?;
+        let buffer = c
+            .log_buffer()
+            .ok_or_else(|| case.fail("the controller keeps no log buffer"))?;
+        case.step("prepare", c.prepare()).await?;
+        case.step("start", c.start()).await?;
+        case.output(c.as_ref(), "out").await?;
+        case.output(c.as_ref(), "err").await?;
+        // The two lines come through different pipes: either order.
+        let mut tail = buffer.reader(Some(2));
+        let mut got: Vec<(String, bool)> = tail
+            .read_now(100)
+            .into_iter()
+            .map(|l| (l.line, l.stderr))
+            .collect();
+        got.sort();
+        case.check(
+            got == [("err".to_string(), true), ("out".to_string(), false)],
+            format!("tail of 2: {got:?}, want out (stdout) and err (stderr)"),
+        )?;
+        let mut fresh = buffer.reader(Some(0));
+        case.check(fresh.read_now(100).is_empty(), "a tail of 0 has lines")?;
+        case.step("shutdown", c.shutdown(Duration::from_secs(15), "SIGUSR1"))
+            .await?;
+        // The shell may also report the signal that reached its `sleep`:
+        // read until the line written after the readers were made.
+        for (name, reader) in [("tail", &mut tail), ("fresh", &mut fresh)] {
+            let mut lines = Vec::new();
+            while !lines
+                .iter()
+                .any(|l: &crate::exec::LogLine| l.line == "later")
+            {
+                let more = tokio::time::timeout(STEP, reader.read(100))
+                    .await
+                    .map_err(|_| case.fail(format!("{name} reader: followed only {lines:?}")))?;
+                lines.extend(more);
+            }
+            case.check(
+                lines
+                    .iter()
+                    .all(|l| l.line != "out" && l.line != "err" && l.timestamp >= began),
+                format!("{name} reader read old lines again: {lines:?}"),
+            )?;
+            case.check(
+                lines.iter().any(|l| l.line == "later" && !l.stderr),
+                format!("{name} reader: \"later\" is not on stdout: {lines:?}"),
+            )?;
+        }
+        case.step("remove", c.remove()).await
+    }
+}
+
 /// Generates one `#[tokio::test]` per conformance case for the
 /// [`Suite`] that `$suite` evaluates to (evaluated once per test, inside
 /// the async test, so it may `.await`).
@@ -364,6 +427,7 @@ macro_rules! executor_conformance {
         $crate::executor_conformance!(@case [$($optional)?] $suite, prepare_is_idempotent);
         $crate::executor_conformance!(@case [$($optional)?] $suite, shutdown_before_start);
         $crate::executor_conformance!(@case [$($optional)?] $suite, remove_cleans_up);
+        $crate::executor_conformance!(@case [$($optional)?] $suite, output_can_be_followed);
     };
     (@case [] $suite:expr, $name:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,10 @@
 //!   the assignments stream, reconnects to any known manager with
 //!   jittered exponential backoff (following a follower's
 //!   `swarm-leader-addr` redirect), and renews its certificate between
-//!   50% and 80% of its life.
+//!   50% and 80% of its life. Beside the session, it serves the log
+//!   subscriptions the leader hands out (`swarmctl service logs`): the
+//!   last lines of the selected tasks, then new lines as they come (see
+//!   [`Controller::log_buffer`]).
 //! - [`Worker`]: the task manager. One runner per task moves it forward
 //!   through ACCEPTED, PREPARING, READY, STARTING, RUNNING to COMPLETE,
 //!   FAILED or SHUTDOWN, honours the desired state (READY: prepare only;
@@ -87,6 +90,7 @@ pub mod backoff;
 pub mod conformance;
 pub mod error;
 pub mod exec;
+mod log_publisher;
 pub mod managers;
 pub mod network;
 pub mod node;
@@ -99,6 +103,9 @@ pub use error::{AgentError, SessionError};
 #[cfg(feature = "docker")]
 pub use exec::docker::DockerExecutor;
 pub use exec::process::ProcessExecutor;
-pub use exec::{Controller, Dependencies, ExecError, Executor, ExitStatus, Recovered};
+pub use exec::{
+    Controller, Dependencies, ExecError, Executor, ExitStatus, LogBuffer, LogLine, LogReader,
+    Recovered,
+};
 pub use session::LEADER_ADDR_KEY;
-pub use worker::{StatusReceiver, Worker};
+pub use worker::{LogSource, StatusReceiver, Worker};

@@ -41,6 +41,9 @@ pub(crate) struct SessionContext<'a> {
     pub(crate) managers_file: &'a std::path::Path,
     pub(crate) stop: &'a mut watch::Receiver<bool>,
     pub(crate) connected: &'a watch::Sender<bool>,
+    /// The channel of the open session (to the leader), shared with the
+    /// log publisher ([`crate::logs`]); `None` between sessions.
+    pub(crate) channel: &'a watch::Sender<Option<Channel>>,
 }
 
 /// Records a follower's redirect to the leader, if `status` carries one.
@@ -132,7 +135,7 @@ pub(crate) async fn run_session(
     let channel = NodeChannelBuilder::new(ctx.tls.client_tls()?)
         .connect(addr)
         .await?;
-    let mut client = DispatcherClient::new(channel);
+    let mut client = DispatcherClient::new(channel.clone());
     let mut session = client
         .session(SessionRequest {
             description: Some(ctx.description.clone()),
@@ -154,6 +157,7 @@ pub(crate) async fn run_session(
         .into_inner();
     tracing::info!(manager = addr, session = %session_id, "session open");
     ctx.connected.send_replace(true);
+    ctx.channel.send_replace(Some(channel));
     let result = session_loop(
         &mut ctx,
         &mut client,
@@ -163,6 +167,7 @@ pub(crate) async fn run_session(
     )
     .await;
     ctx.connected.send_replace(false);
+    ctx.channel.send_replace(None);
     result
 }
 

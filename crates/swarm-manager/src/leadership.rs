@@ -9,6 +9,7 @@ use swarm_store::Store;
 use tokio::task::JoinHandle;
 
 use crate::dispatcher::Dispatcher;
+use crate::logbroker::LogBrokerService;
 use crate::scheduler_loop::SchedulerFactory;
 
 /// Starts the leader's components; returns handles to stop them.
@@ -20,6 +21,7 @@ pub(crate) struct LeaderWork {
     pub(crate) store: Store,
     pub(crate) raft: RaftNode,
     pub(crate) dispatcher: Dispatcher,
+    pub(crate) logs: LogBrokerService,
     pub(crate) scheduler: SchedulerFactory,
     pub(crate) extra: Option<LeaderStart>,
 }
@@ -31,6 +33,7 @@ impl LeaderWork {
             "became leader: starting the orchestration components"
         );
         self.dispatcher.start_leading();
+        self.logs.start_leading();
         let mut tasks = vec![
             tokio::spawn(crate::orchestrator::run(self.store.clone())),
             tokio::spawn(crate::allocator::run(self.store.clone())),
@@ -59,6 +62,7 @@ impl LeaderWork {
             t.abort();
         }
         self.dispatcher.stop_leading();
+        self.logs.stop_leading();
     }
 }
 

@@ -421,6 +421,7 @@ async fn start(b: ManagerBuilder) -> Result<Manager, ManagerError> {
         store: store.clone(),
         raft: raft.clone(),
         dispatcher: dispatcher.clone(),
+        logs: logs.clone(),
         scheduler: b.scheduler.clone(),
         extra: b.leader_extra.clone(),
     };

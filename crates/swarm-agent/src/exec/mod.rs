@@ -14,6 +14,7 @@ pub mod docker;
 mod error;
 mod exit;
 pub(crate) mod files;
+pub mod logs;
 pub mod process;
 mod signal;
 
@@ -25,6 +26,7 @@ use swarm_api::v1::{ContainerStatus, NodeDescription, Task};
 pub use deps::Dependencies;
 pub use error::ExecError;
 pub use exit::ExitStatus;
+pub use logs::{LogBuffer, LogLine, LogReader};
 pub use signal::parse_signal;
 
 /// What an executor's [`Controller::recover`] found of a task after an
@@ -36,17 +38,6 @@ pub enum Recovered {
     Gone,
     /// The task still runs and [`Controller::wait`] follows it.
     Running,
-}
-
-/// One line of a task's output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogLine {
-    /// When the line was read.
-    pub timestamp: std::time::SystemTime,
-    /// True for standard error, false for standard output.
-    pub stderr: bool,
-    /// The line, without its newline (lossy UTF-8).
-    pub line: String,
 }
 
 /// Runs tasks on this node.
@@ -110,8 +101,20 @@ pub trait Controller: Send + Sync {
         ContainerStatus::default()
     }
 
-    /// The most recent lines of output kept for the task.
+    /// The task's output, kept for log publishing (`service logs`): the
+    /// agent reads the last lines of it and follows new ones (see
+    /// [`LogBuffer::reader`]). The executor pushes every line of the
+    /// task's stdout and stderr into it from the moment the task starts;
+    /// the buffer is made with the controller, so it exists (empty) before
+    /// [`Controller::start`]. `None` (the default) when the executor keeps
+    /// no output: the task's logs are then empty.
+    fn log_buffer(&self) -> Option<LogBuffer> {
+        None
+    }
+
+    /// The most recent lines of output kept for the task (by default, a
+    /// snapshot of [`Controller::log_buffer`]).
     fn logs(&self) -> Vec<LogLine> {
-        Vec::new()
+        self.log_buffer().map(|b| b.lines()).unwrap_or_default()
     }
 }

@@ -14,6 +14,7 @@
 //! started again; its process being gone, it is reported FAILED ("agent
 //! restarted"), or SHUTDOWN when it was meant to stop anyway.
 
+mod log_sources;
 pub mod machine;
 mod runner;
 
@@ -31,6 +32,8 @@ use tokio::task::JoinHandle;
 use crate::exec::{Dependencies, Executor};
 use crate::network::NetworkAttacher;
 use crate::taskdb::{TaskDb, TaskDbError};
+pub use log_sources::LogSource;
+use log_sources::LogSources;
 use runner::{Assigned, Runner, RunnerContext};
 
 /// Task statuses the worker reports, oldest first.
@@ -89,6 +92,7 @@ impl Worker {
                 db,
                 reports: tx,
                 node_id: Arc::new(Mutex::new(String::new())),
+                log_sources: LogSources::default(),
             },
             deps: watch::channel(Dependencies::default()).0,
             state: Mutex::new(State {
@@ -251,6 +255,19 @@ impl Worker {
             .filter(|e| !e.handle.is_finished())
             .map(|e| e.local.lock().clone())
             .collect()
+    }
+
+    /// The output of every task the worker holds whose controller has
+    /// been made (from the time it is prepared until it is removed), for
+    /// log publishing. Executors that keep no output have none.
+    pub fn log_sources(&self) -> Vec<LogSource> {
+        self.ctx.log_sources.all()
+    }
+
+    /// Changes whenever [`Worker::log_sources`] does (a task's controller
+    /// was made, or the task was removed).
+    pub fn watch_log_sources(&self) -> watch::Receiver<u64> {
+        self.ctx.log_sources.watch()
     }
 
     /// Stops every runner. Tasks stay recorded in the database; running

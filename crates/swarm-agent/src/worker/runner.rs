@@ -28,6 +28,7 @@ pub(crate) struct RunnerContext {
     pub(crate) db: TaskDb,
     pub(crate) reports: mpsc::UnboundedSender<TaskStatusUpdate>,
     pub(crate) node_id: Arc<Mutex<String>>,
+    pub(crate) log_sources: super::LogSources,
 }
 
 /// One task's runner.
@@ -134,6 +135,9 @@ impl Runner {
         let task = self.local.lock().clone();
         let deps = self.deps.borrow().clone();
         let c: Arc<dyn Controller> = Arc::from(self.ctx.executor.controller(&task, &deps)?);
+        if let Some(buffer) = c.log_buffer() {
+            self.ctx.log_sources.add(&task, buffer);
+        }
         self.controller = Some(c.clone());
         Ok(c)
     }
@@ -318,6 +322,7 @@ impl Runner {
         {
             tracing::warn!(task = %id, error = %e, "removing the task failed");
         }
+        self.ctx.log_sources.remove(&id);
         if let Err(e) = self.ctx.db.delete(id.clone()).await {
             tracing::error!(task = %id, error = %e, "cannot forget the task");
         }

@@ -53,6 +53,20 @@ pub trait ClusterInfo: Send + Sync + 'static {
     fn root_ca_pem(&self) -> Vec<u8>;
 }
 
+/// A follower's refusal: `FAILED_PRECONDITION`, with the leader's address
+/// (when known) in the metadata key [`LEADER_ADDR_KEY`].
+pub(crate) fn not_leader(info: &dyn ClusterInfo) -> Status {
+    let leader = info.leader_addr();
+    let mut status = Status::failed_precondition(match &leader {
+        Some(a) => format!("this manager is not the leader; the leader is at {a}"),
+        None => "this manager is not the leader and no leader is known".to_string(),
+    });
+    if let Some(a) = leader.and_then(|a| a.parse().ok()) {
+        status.metadata_mut().insert(LEADER_ADDR_KEY, a);
+    }
+    status
+}
+
 struct Active {
     fanout: mpsc::Sender<FanoutCmd>,
     status: mpsc::Sender<Report>,
@@ -170,14 +184,7 @@ impl Dispatcher {
         if self.inner.active.lock().is_some() && self.inner.info.is_leader() {
             return Ok(());
         }
-        let mut status = Status::failed_precondition(match self.inner.info.leader_addr() {
-            Some(a) => format!("this manager is not the leader; the leader is at {a}"),
-            None => "this manager is not the leader and no leader is known".to_string(),
-        });
-        if let Some(a) = self.inner.info.leader_addr().and_then(|a| a.parse().ok()) {
-            status.metadata_mut().insert(LEADER_ADDR_KEY, a);
-        }
-        Err(status)
+        Err(not_leader(self.inner.info.as_ref()))
     }
 
     fn channels(&self) -> Result<(mpsc::Sender<FanoutCmd>, mpsc::Sender<Report>), Status> {

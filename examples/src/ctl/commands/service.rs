@@ -13,6 +13,7 @@ use crate::ctl::cli::{ServiceCmd, WaitOptions};
 use crate::ctl::flags::{self, FlagError};
 use crate::ctl::progress::{Reporter, Verdict, assess};
 use crate::ctl::render::format::{Format, json};
+use crate::ctl::render::logs::LogLines;
 use crate::ctl::render::services::{ReplicaCounts, ServiceRow, service_name, service_table};
 use crate::ctl::render::tasks::{Names, task_table};
 use crate::ctl::service_opts::{apply_update, create_spec};
@@ -322,14 +323,16 @@ pub(crate) async fn print_tasks(ctx: &mut Ctx, tasks: &[Task]) -> Result<()> {
     ctx.print(&task_table(tasks, &names, SystemTime::now()))
 }
 
+/// `service logs`: the service's task lines, prefixed like docker's
+/// (`web.1.<task id>@<node> | text`); the tasks' standard error goes to
+/// standard error. Following, tasks started later are named as they come.
 async fn logs(ctx: &mut Ctx, service: &str, follow: bool, tail: Option<i64>) -> Result<()> {
     let service = get(ctx, service).await?;
     let tasks = tasks(ctx, vec![service.id.clone()]).await?;
-    let names: BTreeMap<String, String> = tasks
-        .iter()
-        .map(|t| (t.id.clone(), crate::ctl::render::tasks::slot_name(t)))
-        .collect();
-    let nodes = self::names(ctx).await?;
+    let names = self::names(ctx).await?;
+    let mut lines = LogLines::new(&tasks, names);
+    // Tasks and nodes looked up once already (not to ask for each line).
+    let mut looked_up = std::collections::BTreeSet::new();
     let mut stream = ctx
         .clients
         .logs
@@ -350,15 +353,25 @@ async fn logs(ctx: &mut Ctx, service: &str, follow: bool, tail: Option<i64>) -> 
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(RequestError).context("log stream ended")?;
         for m in batch.messages {
-            let ctxt = m.context.unwrap_or_default();
-            let task = names.get(&ctxt.task_id).cloned().unwrap_or(ctxt.task_id);
-            let node = nodes
-                .nodes
-                .get(&ctxt.node_id)
-                .cloned()
-                .unwrap_or(ctxt.node_id);
-            let text = String::from_utf8_lossy(&m.data);
-            let line = format!("{task}@{node}    | {}", text.trim_end_matches('\n'));
+            let c = m.context.clone().unwrap_or_default();
+            if !lines.knows_task(&c.task_id) && looked_up.insert(c.task_id.clone()) {
+                let task = ctx
+                    .clients
+                    .control
+                    .get_task(GetTaskRequest {
+                        task_id: c.task_id.clone(),
+                    })
+                    .await
+                    .ok()
+                    .and_then(|r| r.into_inner().task);
+                if let Some(task) = task {
+                    lines.add_task(&task);
+                }
+            }
+            if !lines.knows_node(&c.node_id) && looked_up.insert(c.node_id.clone()) {
+                lines.set_names(self::names(ctx).await?);
+            }
+            let line = lines.line(&m);
             if m.stream == LogStream::Stderr as i32 {
                 ctx.note(&line);
             } else {

@@ -5,6 +5,7 @@
 //! current time) in, text out.
 
 pub mod format;
+pub mod logs;
 pub mod networks;
 pub mod nodes;
 pub mod secrets;

@@ -22,9 +22,7 @@ use super::wait::{self, is_running};
 use super::{engine, health, image, labels, logs};
 use crate::exec::process::LogBuffer;
 use crate::exec::process::health::HealthPlan;
-use crate::exec::{
-    Controller, Dependencies, ExecError, ExitStatus, LogLine, Recovered, parse_signal,
-};
+use crate::exec::{Controller, Dependencies, ExecError, ExitStatus, Recovered, parse_signal};
 
 /// How long to wait for a killed container to stop.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -120,11 +118,6 @@ impl DockerController {
     /// The container's id, once it was created (or found).
     pub fn container_id(&self) -> Option<String> {
         self.container.lock().clone()
-    }
-
-    /// The task's output buffer.
-    pub fn log_buffer(&self) -> &LogBuffer {
-        &self.logs
     }
 
     /// True when the agent left files of the task (secrets, configs).
@@ -446,8 +439,8 @@ impl Controller for DockerController {
         }
     }
 
-    fn logs(&self) -> Vec<LogLine> {
-        self.logs.lines()
+    fn log_buffer(&self) -> Option<LogBuffer> {
+        Some(self.logs.clone())
     }
 }
 

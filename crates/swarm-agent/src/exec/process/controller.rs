@@ -17,10 +17,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::health::{HealthPlan, HealthState};
-use super::logs::LogBuffer;
 use super::user::resolve_user;
 use crate::exec::{
-    Controller, Dependencies, ExecError, ExitStatus, LogLine, Recovered, files, parse_signal,
+    Controller, Dependencies, ExecError, ExitStatus, LogBuffer, Recovered, files, parse_signal,
 };
 use crate::network::NetworkAttacher;
 
@@ -109,11 +108,6 @@ impl ProcessController {
     pub fn with_network(mut self, attacher: Arc<NetworkAttacher>, task: Task) -> Self {
         self.network = Some((attacher, Box::new(task)));
         self
-    }
-
-    /// The task's output buffer.
-    pub fn log_buffer(&self) -> &LogBuffer {
-        &self.logs
     }
 
     fn work_dir(&self) -> PathBuf {
@@ -398,10 +392,10 @@ impl Controller for ProcessController {
         }
         let mut tasks = self.tasks.lock();
         if let Some(out) = child.stdout.take() {
-            tasks.push(tokio::spawn(self.logs.clone().follow(out, false)));
+            tasks.push(tokio::spawn(self.logs.clone().capture(out, false)));
         }
         if let Some(err) = child.stderr.take() {
-            tasks.push(tokio::spawn(self.logs.clone().follow(err, true)));
+            tasks.push(tokio::spawn(self.logs.clone().capture(err, true)));
         }
         let exit = self.exit.clone();
         tasks.push(tokio::spawn(async move {
@@ -521,8 +515,8 @@ impl Controller for ProcessController {
         }
     }
 
-    fn logs(&self) -> Vec<LogLine> {
-        self.logs.lines()
+    fn log_buffer(&self) -> Option<LogBuffer> {
+        Some(self.logs.clone())
     }
 }
 

@@ -35,7 +35,6 @@
 
 mod controller;
 pub(crate) mod health;
-mod logs;
 mod user;
 
 use std::path::{Path, PathBuf};
@@ -44,9 +43,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use swarm_api::v1::{EngineDescription, NodeDescription, Platform, Resources, Task};
 
+pub use crate::exec::logs::{LogBuffer, MAX_LINE_BYTES};
 pub use controller::ProcessController;
 pub use health::{DEFAULT_INTERVAL, DEFAULT_RETRIES, DEFAULT_TIMEOUT};
-pub use logs::{LogBuffer, MAX_LINE_BYTES};
 
 use super::{Controller, Dependencies, ExecError, Executor};
 use crate::network::NetworkAttacher;
