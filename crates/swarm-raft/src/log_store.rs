@@ -8,6 +8,7 @@ use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend};
@@ -139,17 +140,72 @@ impl LogStore {
     }
 }
 
+/// How often, at most, the committed position is written to its file. It
+/// is only a hint (possibly behind: see [`Wal::open`]), so it is kept off
+/// the append path: writing it after every commit would cost a file
+/// replacement per entry and break up the groups of appends.
+const COMMITTED_EVERY: Duration = Duration::from_millis(100);
+
+/// The committed position not yet written.
+struct CommittedHint {
+    latest: Option<LogId>,
+    dirty: bool,
+    written: Instant,
+}
+
+impl CommittedHint {
+    fn set(&mut self, c: Option<LogId>) {
+        self.latest = c;
+        self.dirty = true;
+    }
+
+    /// Time left before the hint is due, if it is dirty.
+    fn due_in(&self) -> Option<Duration> {
+        self.dirty
+            .then(|| COMMITTED_EVERY.saturating_sub(self.written.elapsed()))
+    }
+
+    fn flush(&mut self, wal: &mut Wal, force: bool) {
+        if self.dirty && (force || self.written.elapsed() >= COMMITTED_EVERY) {
+            if let Err(e) = wal.save_committed(&self.latest) {
+                tracing::warn!(error = %e, "saving the committed position failed");
+            }
+            self.dirty = false;
+            self.written = Instant::now();
+        }
+    }
+}
+
 /// The writer thread: applies commands in order; consecutive appends are
-/// written together and made durable with one sync.
+/// written together and made durable with one sync (committed-position
+/// updates in between do not break a group).
 fn writer(mut wal: Wal, rx: mpsc::Receiver<Cmd>, shared: std::sync::Weak<Shared>) {
     let mut pending: Option<Cmd> = None;
+    let mut hint = CommittedHint {
+        latest: None,
+        dirty: false,
+        written: Instant::now(),
+    };
     loop {
         let cmd = match pending.take() {
             Some(c) => c,
-            None => match rx.recv() {
-                Ok(c) => c,
-                Err(_) => return,
-            },
+            None => {
+                let got = match hint.due_in() {
+                    None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                    Some(wait) => rx.recv_timeout(wait),
+                };
+                match got {
+                    Ok(c) => c,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        hint.flush(&mut wal, true);
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        hint.flush(&mut wal, true);
+                        return;
+                    }
+                }
+            }
         };
         match cmd {
             Cmd::Append(entries, cb) => {
@@ -157,6 +213,7 @@ fn writer(mut wal: Wal, rx: mpsc::Receiver<Cmd>, shared: std::sync::Weak<Shared>
                 loop {
                     match rx.try_recv() {
                         Ok(Cmd::Append(e, cb)) => group.push((e, cb)),
+                        Ok(Cmd::Committed(c)) => hint.set(c),
                         Ok(other) => {
                             pending = Some(other);
                             break;
@@ -182,6 +239,7 @@ fn writer(mut wal: Wal, rx: mpsc::Receiver<Cmd>, shared: std::sync::Weak<Shared>
                     tracing::error!(error = %e, "raft log write failed; the log writer stops");
                     return;
                 }
+                hint.flush(&mut wal, false);
             }
             Cmd::Truncate(since, reply) => {
                 let _ = reply.send(wal.truncate(since));
@@ -193,9 +251,8 @@ fn writer(mut wal: Wal, rx: mpsc::Receiver<Cmd>, shared: std::sync::Weak<Shared>
                 let _ = reply.send(wal.save_vote(&vote));
             }
             Cmd::Committed(c) => {
-                if let Err(e) = wal.save_committed(&c) {
-                    tracing::warn!(error = %e, "saving the committed position failed");
-                }
+                hint.set(c);
+                hint.flush(&mut wal, false);
             }
         }
     }

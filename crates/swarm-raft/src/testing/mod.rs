@@ -6,6 +6,12 @@
 //! that exactly what was acknowledged is there. [`OpenraftSuiteBuilder`]
 //! additionally runs openraft's own storage suite against our log and
 //! state machine.
+//!
+//! [`linearizable`] checks histories of concurrent register operations
+//! (recorded with [`history::History`]) for linearizability.
+
+pub mod history;
+pub mod linearizable;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
