@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use swarm_api::v1::{Annotations, Config, ConfigSpec};
-use swarm_raft::{RaftConfig, RaftNode, RaftNodeBuilder, TcpConnector, WalStats};
+use swarm_raft::{ProposalStats, RaftConfig, RaftNode, RaftNodeBuilder, TcpConnector, WalStats};
 use swarm_store::{Store, StoreError};
 use tokio::net::TcpListener;
 
@@ -162,6 +162,8 @@ struct Level {
     errors: u64,
     /// Per manager, leader first: entries and fsyncs during the window.
     wal: Vec<WalStats>,
+    /// The leader's proposer during the window.
+    proposals: ProposalStats,
 }
 
 fn delta(a: WalStats, b: WalStats) -> WalStats {
@@ -197,8 +199,10 @@ async fn run_level(managers: &[Manager], writers: usize, window: Duration) -> Le
         .collect();
     tokio::time::sleep(WARMUP).await;
     let before: Vec<WalStats> = managers.iter().map(|m| m.node.wal_stats()).collect();
+    let proposals_before = managers[0].node.proposal_stats();
     tokio::time::sleep(window).await;
     let after: Vec<WalStats> = managers.iter().map(|m| m.node.wal_stats()).collect();
+    let proposals_after = managers[0].node.proposal_stats();
     stop.store(true, Ordering::Relaxed);
     let (from, to) = (WARMUP, WARMUP + window);
     let mut latencies = Vec::new();
@@ -230,6 +234,11 @@ async fn run_level(managers: &[Manager], writers: usize, window: Duration) -> Le
             .zip(after)
             .map(|(a, b)| delta(a, b))
             .collect(),
+        proposals: ProposalStats {
+            transactions: proposals_after.transactions - proposals_before.transactions,
+            entries: proposals_after.entries - proposals_before.entries,
+            splits: proposals_after.splits - proposals_before.splits,
+        },
     }
 }
 
@@ -265,6 +274,11 @@ fn per_fsync(s: WalStats) -> f64 {
     s.entries as f64 / s.syncs.max(1) as f64
 }
 
+/// Store transactions committed per `fdatasync` of the leader's log.
+fn writes_per_fsync(l: &Level) -> f64 {
+    l.proposals.transactions as f64 / l.wal[0].syncs.max(1) as f64
+}
+
 fn main() {
     let secs: u64 = std::env::var("SWARM_RAFT_BENCH_SECS")
         .ok()
@@ -274,6 +288,11 @@ fn main() {
     let base = std::env::var_os("SWARM_RAFT_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
+    // SWARM_RAFT_BENCH_MERGE=1 turns merging of transactions off (for a
+    // before/after comparison).
+    let merge_limit: Option<usize> = std::env::var("SWARM_RAFT_BENCH_MERGE")
+        .ok()
+        .and_then(|s| s.parse().ok());
     let root = base.join(format!("swarm-raft-commit-bench-{}", std::process::id()));
     std::fs::create_dir_all(&root).unwrap();
 
@@ -285,10 +304,13 @@ fn main() {
     let levels = rt.block_on(async {
         // SwarmKit's timings, except a quicker heartbeat so that members
         // are promoted quickly at start (a heartbeat carries no entries).
-        let config = RaftConfig {
+        let mut config = RaftConfig {
             heartbeat: Duration::from_millis(100),
             ..RaftConfig::default()
         };
+        if let Some(n) = merge_limit {
+            config.max_merged_proposals = n;
+        }
         let managers = cluster(&root, &config).await;
         let mut levels = Vec::new();
         for writers in LEVELS {
@@ -315,10 +337,13 @@ fn main() {
         us(sync_p50),
         us(sync_p99)
     );
+    if let Some(n) = merge_limit {
+        println!("(at most {n} transactions merged per log entry: SWARM_RAFT_BENCH_MERGE)\n");
+    }
     println!(
-        "| writers | commits/s | p50 | p99 | errors | entries/fsync (leader, followers) | etcd anchor | vs etcd | target | vs target |"
+        "| writers | commits/s | p50 | p99 | errors | writes/fsync (leader) | log entries/fsync (leader, followers) | etcd anchor | vs etcd | target | vs target |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for l in &levels {
         let fsync = l
             .wal
@@ -360,12 +385,13 @@ fn main() {
             _ => ("-".into(), "-".into(), "-".into(), "-".into()),
         };
         println!(
-            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} |",
             l.writers,
             l.commits_per_s,
             us(l.p50),
             us(l.p99),
             l.errors,
+            writes_per_fsync(l),
             fsync,
             anchor,
             vs_anchor,
@@ -374,11 +400,15 @@ fn main() {
         );
     }
     if let Some(sat) = levels.last() {
-        let leader = per_fsync(sat.wal[0]);
+        let leader = writes_per_fsync(sat);
         println!(
-            "\nentries per fsync at saturation ({} writers, leader): {leader:.1} (target >= {TARGET_ENTRIES_PER_FSYNC:.0}: {:.2}x)",
+            "\nwrites per fsync at saturation ({} writers, leader): {leader:.1} (target >= {TARGET_ENTRIES_PER_FSYNC:.0}: {:.2}x); \
+             log entries per fsync on the followers: {:.1}, {:.1}; merged entries split after a refusal: {}",
             sat.writers,
-            leader / TARGET_ENTRIES_PER_FSYNC
+            leader / TARGET_ENTRIES_PER_FSYNC,
+            per_fsync(sat.wal[1]),
+            per_fsync(sat.wal[2]),
+            sat.proposals.splits
         );
     }
 }

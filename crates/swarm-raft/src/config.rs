@@ -34,6 +34,13 @@ pub struct RaftConfig {
     pub promote_within: u64,
     /// Segment size of the write-ahead log.
     pub max_segment_bytes: u64,
+    /// Log entries the proposer keeps in flight at once; transactions
+    /// that arrive meanwhile wait and share the next entry.
+    pub proposals_in_flight: usize,
+    /// Most store transactions merged into one log entry (1: never
+    /// merge). Merging is what lets a leader commit many writes per
+    /// `fdatasync` (openraft 0.9 syncs each leader entry on its own).
+    pub max_merged_proposals: usize,
 }
 
 impl Default for RaftConfig {
@@ -50,6 +57,8 @@ impl Default for RaftConfig {
             proposal_timeout: Duration::from_secs(20),
             promote_within: 100,
             max_segment_bytes: 64 * 1024 * 1024,
+            proposals_in_flight: 4,
+            max_merged_proposals: 1024,
         }
     }
 }

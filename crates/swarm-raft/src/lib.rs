@@ -58,6 +58,7 @@
 
 #![forbid(unsafe_code)]
 
+mod batching;
 pub mod codec;
 mod config;
 mod error;
@@ -74,6 +75,7 @@ pub mod testing;
 mod types;
 pub mod wal;
 
+pub use batching::ProposalStats;
 pub use config::RaftConfig;
 pub use error::RaftNodeError;
 pub use faults::Faults;

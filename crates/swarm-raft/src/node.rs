@@ -12,6 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use swarm_store::Store;
 use tokio::task::JoinHandle;
 
+use crate::batching::{self, Counters, ProposalStats, Submission};
 use crate::config::RaftConfig;
 use crate::error::RaftNodeError;
 use crate::faults::Faults;
@@ -87,6 +88,7 @@ impl RaftNodeBuilder {
             self.dir.join("snapshots"),
             self.config.keep_snapshots,
         )?;
+        let (proposals, submissions) = tokio::sync::mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             id: self.id,
             addr: self.addr,
@@ -100,12 +102,15 @@ impl RaftNodeBuilder {
             faults: self.faults,
             reach: Arc::new(Reach::default()),
             transferring: AtomicBool::new(false),
+            proposals,
+            proposal_counters: Counters::default(),
             tasks: Mutex::new(Vec::new()),
         });
         let raft = inner.new_raft().await?;
         *inner.raft.write() = Some(raft);
         let watchdog = tokio::spawn(watchdog(Arc::downgrade(&inner)));
-        inner.tasks.lock().push(watchdog);
+        let proposer = tokio::spawn(batching::run(Arc::downgrade(&inner), submissions));
+        inner.tasks.lock().extend([watchdog, proposer]);
         Ok(RaftNode { inner })
     }
 }
@@ -123,6 +128,9 @@ pub(crate) struct Inner {
     pub(crate) faults: Faults,
     pub(crate) reach: Arc<Reach>,
     pub(crate) transferring: AtomicBool,
+    /// Transactions for the proposer task (see [`batching`]).
+    pub(crate) proposals: tokio::sync::mpsc::UnboundedSender<Submission>,
+    pub(crate) proposal_counters: Counters,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -293,9 +301,19 @@ impl RaftNode {
         &self.inner.faults
     }
 
-    /// Group-commit counters of the log.
+    /// Group-commit counters of the log: entries written and
+    /// `fdatasync`s done since the member started (their ratio is the
+    /// group-commit factor).
     pub fn wal_stats(&self) -> WalStats {
         self.inner.log.stats()
+    }
+
+    /// Counters of this member's proposer: store transactions proposed
+    /// and the log entries they were merged into since the member
+    /// started. With [`RaftNode::wal_stats`], transactions per
+    /// `fdatasync` on the leader.
+    pub fn proposal_stats(&self) -> ProposalStats {
+        self.inner.proposal_counters.snapshot()
     }
 
     /// The openraft handle (for metrics and advanced use).
