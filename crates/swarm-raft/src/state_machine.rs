@@ -67,17 +67,15 @@ impl StateMachine {
     pub fn open(store: Store, dir: PathBuf, keep_snapshots: usize) -> Result<Self, WalError> {
         let mut state = SmState::default();
         if let Some(loaded) = snapshot_file::load_latest(&dir)? {
-            let snapshot =
-                StoreSnapshot::decode(loaded.data.as_slice()).map_err(|e| WalError::Corrupt {
-                    file: dir.clone(),
-                    offset: 0,
-                    detail: format!("snapshot does not decode: {e}"),
-                })?;
-            store.restore(snapshot).map_err(|e| WalError::Corrupt {
-                file: dir.clone(),
-                offset: 0,
-                detail: format!("snapshot does not load: {e}"),
-            })?;
+            let corrupt = |detail: String| WalError::CorruptSnapshot {
+                file: loaded.path.clone(),
+                detail,
+            };
+            let snapshot = StoreSnapshot::decode(loaded.data.as_slice())
+                .map_err(|e| corrupt(format!("does not decode: {e}")))?;
+            store
+                .restore(snapshot)
+                .map_err(|e| corrupt(format!("does not load: {e}")))?;
             state.last_applied = loaded.meta.last_log_id;
             state.membership = loaded.meta.last_membership.clone();
             state.snapshot = Some(loaded.meta);

@@ -52,6 +52,15 @@ pub enum WalError {
         /// What is wrong.
         detail: String,
     },
+    /// A snapshot file that fails its checksum or does not decode. Its
+    /// data is not used.
+    #[error("corrupt snapshot {}: {detail}", file.display())]
+    CorruptSnapshot {
+        /// The damaged file.
+        file: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
     /// Entries appended out of order.
     #[error("append of index {got} where index {want} was expected")]
     OutOfOrder {

@@ -181,12 +181,24 @@ impl Cluster {
     }
 
     pub async fn restart(&mut self, id: NodeId) {
+        self.try_restart(id).await.unwrap();
+    }
+
+    /// Restarts a stopped manager; if it refuses to start, it stays
+    /// stopped and the error is returned.
+    pub async fn try_restart(&mut self, id: NodeId) -> anyhow::Result<()> {
         let (addr, dir) = self.stopped.remove(&id).unwrap();
         let listener = eventually("port", || async { TcpListener::bind(&addr).await.ok() }).await;
-        let m = start_member(id, listener, dir, &self.config, &self.faults)
-            .await
-            .unwrap();
-        self.managers.insert(id, m);
+        match start_member(id, listener, dir.clone(), &self.config, &self.faults).await {
+            Ok(m) => {
+                self.managers.insert(id, m);
+                Ok(())
+            }
+            Err(e) => {
+                self.stopped.insert(id, (addr, dir));
+                Err(e)
+            }
+        }
     }
 
     /// Writes `key = value` through any manager that takes it.
