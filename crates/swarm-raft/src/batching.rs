@@ -11,27 +11,31 @@
 //! their last write) and with one timestamp (the latest of the merged
 //! transactions', the moment the entry went to raft). If it is refused
 //! (some transaction's precondition failed, or two merged transactions
-//! conflict) nothing changed, and it is split in halves that are proposed
-//! again in the same order, down to single transactions, which get their
-//! own verdict. Other outcomes (committed, not leader, unknown) are the
-//! same for every merged transaction.
+//! conflict) nothing changed, and its transactions are proposed again one
+//! per entry, all in one round, each getting its own verdict. (Merged
+//! transactions were all waiting at once, so no order between them is
+//! owed: a caller's next transaction only starts once its last one has
+//! answered.) Other outcomes (committed, not leader, unknown) are the same
+//! for every merged transaction.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use openraft::error::{ClientWriteError, RaftError};
-use swarm_api::v1::StoreActionBatch;
+use openraft::error::ClientWriteError;
+use openraft::raft::responder::{OneshotResponder, Responder};
+use swarm_api::v1::{StoreActionBatch, Timestamp};
 use swarm_store::ProposeError;
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::node::Inner;
 use crate::proposer::hint;
-use crate::types::Proposal;
+use crate::types::{Proposal, TypeConfig};
 
 /// A transaction waiting to be proposed.
 pub(crate) struct Submission {
     pub(crate) batch: StoreActionBatch,
+    /// Its encoded size.
     pub(crate) size: usize,
     pub(crate) reply: oneshot::Sender<Result<u64, ProposeError>>,
 }
@@ -117,65 +121,111 @@ pub(crate) async fn run(
     }
 }
 
-/// One store change holding every transaction of `group`, in order.
-fn merge(group: &[Submission]) -> StoreActionBatch {
-    if let [one] = group {
-        return one.batch.clone();
+/// A transaction taken into a merged entry: where its changes are, and
+/// who waits for it.
+struct Member {
+    actions: std::ops::Range<usize>,
+    proposed_at: Option<Timestamp>,
+    reply: oneshot::Sender<Result<u64, ProposeError>>,
+}
+
+/// The later of two proposal times.
+fn later(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(x), Some(y)) if (y.seconds, y.nanos) > (x.seconds, x.nanos) => Some(y),
+        (None, y) => y,
+        (x, _) => x,
     }
+}
+
+/// One store change holding every transaction of `group`, in order (their
+/// actions are moved, not copied).
+fn merge(group: Vec<Submission>) -> (StoreActionBatch, Vec<Member>) {
     let mut merged = StoreActionBatch {
         actions: Vec::with_capacity(group.iter().map(|s| s.batch.actions.len()).sum()),
         proposed_at: None,
     };
+    let mut members = Vec::with_capacity(group.len());
     for s in group {
-        merged.actions.extend(s.batch.actions.iter().cloned());
-        let later = match (&merged.proposed_at, &s.batch.proposed_at) {
-            (None, Some(_)) => true,
-            (Some(a), Some(b)) => (b.seconds, b.nanos) > (a.seconds, a.nanos),
-            _ => false,
-        };
-        if later {
-            merged.proposed_at = s.batch.proposed_at;
-        }
+        let start = merged.actions.len();
+        merged.actions.extend(s.batch.actions);
+        merged.proposed_at = later(merged.proposed_at, s.batch.proposed_at);
+        members.push(Member {
+            actions: start..merged.actions.len(),
+            proposed_at: s.batch.proposed_at,
+            reply: s.reply,
+        });
     }
-    merged
+    (merged, members)
 }
 
-/// Proposes a group, splitting it when refused, and answers every caller.
+/// The store change of some members of a refused merged entry (a copy:
+/// the entry itself may still be shared by the log).
+fn part(all: &StoreActionBatch, members: &[Member]) -> StoreActionBatch {
+    let (Some(first), Some(last)) = (members.first(), members.last()) else {
+        return StoreActionBatch::default();
+    };
+    let range = first.actions.start..last.actions.end;
+    StoreActionBatch {
+        actions: all
+            .actions
+            .get(range)
+            .map(<[_]>::to_vec)
+            .unwrap_or_default(),
+        proposed_at: members.iter().fold(None, |t, m| later(t, m.proposed_at)),
+    }
+}
+
+/// Proposes a group and answers every caller. A refused merged entry
+/// changed nothing: its transactions are proposed again one per entry,
+/// all at once (in one round), for a verdict each.
 async fn commit(inner: &Inner, group: Vec<Submission>) {
     inner
         .proposal_counters
         .transactions
         .fetch_add(group.len() as u64, Ordering::Relaxed);
-    let mut queue = VecDeque::from([group]);
-    while let Some(mut group) = queue.pop_front() {
-        let result = propose(inner, merge(&group)).await;
-        match result {
-            Err(ProposeError::Rejected(e)) if group.len() == 1 => {
-                for s in group {
-                    let _ = s.reply.send(Err(ProposeError::Rejected(e.clone())));
+    let (batch, members) = merge(group);
+    let proposal = Proposal::new(batch);
+    let deadline = Instant::now() + inner.config.proposal_timeout;
+    let result = match submit(inner, proposal.clone()).await {
+        Ok(answer) => outcome(answer, deadline).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Err(ProposeError::Rejected(_)) if members.len() > 1 => {
+            inner
+                .proposal_counters
+                .splits
+                .fetch_add(1, Ordering::Relaxed);
+            let deadline = Instant::now() + inner.config.proposal_timeout;
+            let mut waiting = Vec::with_capacity(members.len());
+            for m in members {
+                let alone = Proposal::new(part(proposal.batch(), std::slice::from_ref(&m)));
+                match submit(inner, alone).await {
+                    Ok(answer) => waiting.push((m, answer)),
+                    Err(e) => {
+                        let _ = m.reply.send(Err(e));
+                    }
                 }
             }
-            Err(ProposeError::Rejected(_)) => {
-                inner
-                    .proposal_counters
-                    .splits
-                    .fetch_add(1, Ordering::Relaxed);
-                let second = group.split_off(group.len() / 2);
-                queue.push_front(second);
-                queue.push_front(group);
+            for (m, answer) in waiting {
+                let _ = m.reply.send(outcome(answer, deadline).await);
             }
-            other => {
-                for s in group {
-                    let _ = s.reply.send(other.clone());
-                }
+        }
+        other => {
+            for m in members {
+                let _ = m.reply.send(other.clone());
             }
         }
     }
 }
 
-/// Proposes one store change and waits until it is committed and applied
-/// here.
-async fn propose(inner: &Inner, batch: StoreActionBatch) -> Result<u64, ProposeError> {
+/// The answer openraft gives to one proposed entry.
+type Answer = <OneshotResponder<TypeConfig> as Responder<TypeConfig>>::Receiver;
+
+/// Hands one store change to raft (it is in the log's queue when this
+/// returns), counting it.
+async fn submit(inner: &Inner, proposal: Proposal) -> Result<Answer, ProposeError> {
     if inner.transferring.load(Ordering::SeqCst) {
         return Err(ProposeError::NotLeader(None));
     }
@@ -185,19 +235,29 @@ async fn propose(inner: &Inner, batch: StoreActionBatch) -> Result<u64, ProposeE
         .proposal_counters
         .entries
         .fetch_add(1, Ordering::Relaxed);
-    let timeout = inner.config.proposal_timeout;
-    match tokio::time::timeout(timeout, raft.client_write(Proposal(batch))).await {
-        Err(_) => Err(ProposeError::Unknown(format!(
-            "not committed within {timeout:?}: the managers may have lost their quorum"
-        ))),
-        Ok(Ok(resp)) => match resp.data.rejected {
+    // Failing to hand it over means raft has stopped: nothing was proposed.
+    raft.client_write_ff(proposal)
+        .await
+        .map_err(|_| ProposeError::NotLeader(None))
+}
+
+/// Waits until a proposed entry is committed and applied here.
+async fn outcome(answer: Answer, deadline: Instant) -> Result<u64, ProposeError> {
+    match tokio::time::timeout_at(deadline, answer).await {
+        Err(_) => Err(ProposeError::Unknown(
+            "not committed in time: the managers may have lost their quorum".into(),
+        )),
+        Ok(Ok(Ok(resp))) => match resp.data.rejected {
             Some(e) => Err(ProposeError::Rejected(Box::new(e))),
             None => Ok(resp.log_id.index),
         },
-        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(
-            ProposeError::NotLeader(hint(f.leader_id, f.leader_node.as_ref())),
-        ),
-        Ok(Err(RaftError::APIError(e))) => Err(ProposeError::Failed(e.to_string())),
-        Ok(Err(RaftError::Fatal(e))) => Err(ProposeError::Unknown(format!("raft stopped: {e}"))),
+        Ok(Ok(Err(ClientWriteError::ForwardToLeader(f)))) => Err(ProposeError::NotLeader(hint(
+            f.leader_id,
+            f.leader_node.as_ref(),
+        ))),
+        Ok(Ok(Err(e))) => Err(ProposeError::Failed(e.to_string())),
+        Ok(Err(_)) => Err(ProposeError::Unknown(
+            "raft stopped while the entry was in flight".into(),
+        )),
     }
 }

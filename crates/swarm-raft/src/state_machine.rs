@@ -13,7 +13,7 @@ use swarm_api::v1::StoreSnapshot;
 use swarm_store::Store;
 
 use crate::snapshot_file;
-use crate::types::{Applied, Entry, LogId, Proposal, SnapshotMeta, StorageError, TypeConfig};
+use crate::types::{Applied, Entry, LogId, SnapshotMeta, StorageError, TypeConfig};
 use crate::wal::WalError;
 
 /// What survives a restart of the raft instance (the store itself is kept
@@ -119,7 +119,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let index = entry.log_id.index;
             let rejected = match entry.payload {
                 EntryPayload::Blank => None,
-                EntryPayload::Normal(Proposal(batch)) => self.store.apply(index, &batch).err(),
+                EntryPayload::Normal(p) => self.store.apply(index, p.batch()).err(),
                 EntryPayload::Membership(m) => {
                     self.state.lock().membership = StoredMembership::new(Some(entry.log_id), m);
                     None

@@ -98,7 +98,7 @@ pub fn log_id(term: u64, index: u64) -> LogId {
 pub fn entry(term: u64, index: u64) -> Entry {
     Entry {
         log_id: log_id(term, index),
-        payload: EntryPayload::Normal(Proposal(StoreActionBatch::default())),
+        payload: EntryPayload::Normal(Proposal::new(StoreActionBatch::default())),
     }
 }
 

@@ -26,7 +26,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::codec::{CodecError, entry_from_bytes, entry_to_bytes};
+use crate::codec::{CodecError, encode_entry_to, entry_from_bytes, size_hint};
 use crate::types::{Entry, LogId, Vote};
 
 /// Why the log could not be read or written.
@@ -321,7 +321,8 @@ impl Wal {
             return Ok(());
         };
         let mut want = self.next_index.unwrap_or(first.log_id.index);
-        let mut buf = Vec::new();
+        let mut buf =
+            Vec::with_capacity(entries.iter().map(|e| record::HEADER + size_hint(e)).sum());
         let mut offsets = Vec::with_capacity(entries.len());
         for e in entries {
             if e.log_id.index != want {
@@ -331,7 +332,7 @@ impl Wal {
                 });
             }
             offsets.push(buf.len() as u64);
-            record::encode(&mut buf, want, &entry_to_bytes(e));
+            record::encode_with(&mut buf, want, |out| encode_entry_to(out, e));
             want += 1;
         }
         if self.file.is_none()

@@ -7,15 +7,25 @@ pub(crate) const HEADER: usize = 16;
 pub(crate) const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 
 /// Appends a record to `out`.
+#[cfg(test)]
 pub(crate) fn encode(out: &mut Vec<u8>, index: u64, payload: &[u8]) {
+    encode_with(out, index, |out| out.extend_from_slice(payload));
+}
+
+/// Appends a record whose payload `write` appends to `out` (no
+/// intermediate buffer).
+pub(crate) fn encode_with(out: &mut Vec<u8>, index: u64, write: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER]);
+    write(out);
     let idx = index.to_le_bytes();
+    let payload = &out[start + HEADER..];
     let crc = crc32c::crc32c_append(crc32c::crc32c(&idx), payload);
     // Payloads are bounded by the proposal limit (1.5 MB) far below 4 GiB.
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&idx);
-    out.extend_from_slice(payload);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    out[start + 8..start + HEADER].copy_from_slice(&idx);
 }
 
 /// What is found at an offset of a segment.
