@@ -81,6 +81,7 @@ impl RaftNodeBuilder {
         );
         let wal_options = WalOptions {
             max_segment_bytes: self.config.max_segment_bytes,
+            ..WalOptions::default()
         };
         let (log, _recovered) = LogStore::open(&self.dir.join("wal"), wal_options)?;
         let sm = StateMachine::open(

@@ -49,6 +49,7 @@ impl LogFactory for WalLogFactory {
             dir,
             WalOptions {
                 max_segment_bytes: 512,
+                ..WalOptions::default()
             },
         ) {
             Ok((log, _)) => log,

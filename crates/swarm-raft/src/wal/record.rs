@@ -40,7 +40,8 @@ pub(crate) enum Read<'a> {
         /// Offset of the next record.
         next: usize,
     },
-    /// The end of the data.
+    /// The end of the data: no more bytes, or a header of zeros (a
+    /// record never starts with one: its length is never zero).
     End,
     /// Fewer bytes than the header or the payload needs: a write that did
     /// not finish.
@@ -54,7 +55,7 @@ pub(crate) fn read(buf: &[u8], offset: usize) -> Read<'_> {
     let Some(rest) = buf.get(offset..) else {
         return Read::Partial;
     };
-    if rest.is_empty() {
+    if rest.iter().take(HEADER).all(|b| *b == 0) {
         return Read::End;
     }
     if rest.len() < HEADER {
@@ -130,6 +131,14 @@ mod tests {
                 "bit {bit} undetected"
             );
         }
-        assert_eq!(read(&[0u8; 64], 0), Read::Bad, "zeroes are not a record");
+        assert_eq!(read(&[0u8; 64], 0), Read::End, "zeroes end the data");
+        assert_eq!(read(&[0u8; 5], 0), Read::End);
+        let mut zero_len = vec![0u8; 64];
+        zero_len[5] = 1;
+        assert_eq!(
+            read(&zero_len, 0),
+            Read::Bad,
+            "a damaged header is not an end"
+        );
     }
 }
