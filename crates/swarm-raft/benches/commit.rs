@@ -23,7 +23,7 @@
     reason = "benchmark binary"
 )]
 
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -242,22 +242,33 @@ async fn run_level(managers: &[Manager], writers: usize, window: Duration) -> Le
     }
 }
 
-/// The cost of appending a small record and `fdatasync`ing it, in `dir`.
-fn fdatasync_cost(dir: &Path) -> (Duration, Duration) {
-    let path = dir.join("fsync-probe");
-    let mut f = std::fs::File::create(&path).unwrap();
-    let record = [7u8; VALUE_BYTES + 64];
-    let mut times: Vec<Duration> = (0..500)
-        .map(|_| {
-            f.write_all(&record).unwrap();
-            let t = Instant::now();
-            f.sync_data().unwrap();
-            t.elapsed()
-        })
-        .collect();
-    std::fs::remove_file(&path).ok();
-    times.sort();
-    (times[times.len() / 2], times[times.len() * 99 / 100])
+/// The cost of one `fdatasync` after writing a small record in `dir`:
+/// appending to a file (it grows: the size is written too), and writing
+/// into preallocated space (as the log does). Medians and 99th
+/// percentiles.
+fn fdatasync_cost(dir: &Path) -> [(Duration, Duration); 2] {
+    let probe = |preallocated: bool| {
+        let path = dir.join("fsync-probe");
+        let mut f = std::fs::File::create(&path).unwrap();
+        if preallocated {
+            f.write_all(&vec![0u8; 1 << 20]).unwrap();
+            f.sync_all().unwrap();
+            f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        }
+        let record = [7u8; VALUE_BYTES + 64];
+        let mut times: Vec<Duration> = (0..300)
+            .map(|_| {
+                f.write_all(&record).unwrap();
+                let t = Instant::now();
+                f.sync_data().unwrap();
+                t.elapsed()
+            })
+            .collect();
+        std::fs::remove_file(&path).ok();
+        times.sort();
+        (times[times.len() / 2], times[times.len() * 99 / 100])
+    };
+    [probe(false), probe(true)]
 }
 
 /// A duration in the unit that reads best.
@@ -296,7 +307,7 @@ fn main() {
     let root = base.join(format!("swarm-raft-commit-bench-{}", std::process::id()));
     std::fs::create_dir_all(&root).unwrap();
 
-    let (sync_p50, sync_p99) = fdatasync_cost(&root);
+    let [append_sync, prealloc_sync] = fdatasync_cost(&root);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -322,6 +333,7 @@ fn main() {
         }
         levels
     });
+    let [append_after, prealloc_after] = fdatasync_cost(&root);
     std::fs::remove_dir_all(&root).ok();
 
     println!("\n## raft commits: 3 managers, loopback gRPC, fsync on, {VALUE_BYTES}-byte writes\n");
@@ -332,10 +344,24 @@ fn main() {
         WARMUP.as_secs(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    println!("one fdatasync here (the issue's figure for this machine kind: 110-150 µs), p50/p99:");
+    for (when, append, prealloc) in [
+        ("before the run", append_sync, prealloc_sync),
+        ("after the run ", append_after, prealloc_after),
+    ] {
+        println!(
+            "  {when}: after an append {} / {}; into preallocated space (as the log writes) {} / {}",
+            us(append.0),
+            us(append.1),
+            us(prealloc.0),
+            us(prealloc.1),
+        );
+    }
     println!(
-        "one fdatasync here: p50 {} p99 {} (issue's figure for this machine kind: 110-150 µs)\n",
-        us(sync_p50),
-        us(sync_p99)
+        "  load average at the end: {}\n",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
     if let Some(n) = merge_limit {
         println!("(at most {n} transactions merged per log entry: SWARM_RAFT_BENCH_MERGE)\n");

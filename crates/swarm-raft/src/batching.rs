@@ -18,14 +18,16 @@
 //! answered.) Other outcomes (committed, not leader, unknown) are the same
 //! for every merged transaction.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use openraft::error::ClientWriteError;
 use openraft::raft::responder::{OneshotResponder, Responder};
+use parking_lot::Mutex;
 use swarm_api::v1::{StoreActionBatch, Timestamp};
 use swarm_store::ProposeError;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio::time::Instant;
 
 use crate::node::Inner;
@@ -34,10 +36,12 @@ use crate::types::{Proposal, TypeConfig};
 
 /// A transaction waiting to be proposed.
 pub(crate) struct Submission {
-    pub(crate) batch: StoreActionBatch,
+    batch: StoreActionBatch,
     /// Its encoded size.
-    pub(crate) size: usize,
-    pub(crate) reply: oneshot::Sender<Result<u64, ProposeError>>,
+    size: usize,
+    /// Its place in the queue.
+    ticket: u64,
+    reply: oneshot::Sender<Result<u64, ProposeError>>,
 }
 
 /// Counts of the proposer's work, for metrics and benchmarks.
@@ -47,7 +51,8 @@ pub struct ProposalStats {
     pub transactions: u64,
     /// Log entries proposed for them (fewer when merged).
     pub entries: u64,
-    /// Merged entries refused and split to find the refused transaction.
+    /// Merged entries refused, whose transactions were proposed again one
+    /// by one.
     pub splits: u64,
 }
 
@@ -68,56 +73,135 @@ impl Counters {
     }
 }
 
-/// Takes submissions from `rx` and proposes them, merged, with at most
-/// `RaftConfig::proposals_in_flight` entries in flight. Runs until the
-/// member is dropped or every sender is gone.
-pub(crate) async fn run(
-    inner: std::sync::Weak<Inner>,
-    mut rx: mpsc::UnboundedReceiver<Submission>,
-) {
-    let (in_flight, max_merged) = match inner.upgrade() {
-        Some(i) => (
-            i.config.proposals_in_flight.max(1),
-            i.config.max_merged_proposals.max(1),
-        ),
-        None => return,
-    };
-    let permits = Arc::new(Semaphore::new(in_flight));
-    let mut carried: Option<Submission> = None;
-    loop {
-        let first = match carried.take() {
-            Some(s) => s,
-            None => match rx.recv().await {
-                Some(s) => s,
-                None => return,
-            },
-        };
-        // Wait for a free slot before gathering: what arrives meanwhile
-        // joins this entry.
-        let Ok(permit) = permits.clone().acquire_owned().await else {
+/// Transactions waiting for a slot (an entry in flight), and the slots.
+pub(crate) struct Queue {
+    waiting: Mutex<VecDeque<Submission>>,
+    slots: Arc<Semaphore>,
+    tickets: AtomicU64,
+    pub(crate) counters: Counters,
+}
+
+impl Queue {
+    /// A queue with `slots` entries in flight at most.
+    pub(crate) fn new(slots: usize) -> Queue {
+        Queue {
+            waiting: Mutex::new(VecDeque::new()),
+            slots: Arc::new(Semaphore::new(slots.max(1))),
+            tickets: AtomicU64::new(0),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Takes, from the front, the waiting transactions that fit in one
+    /// entry (at least one, if any waits).
+    fn take(&self, limit_bytes: usize, max: usize) -> Vec<Submission> {
+        let mut waiting = self.waiting.lock();
+        let mut bytes = 0;
+        let mut n = 0;
+        for s in waiting.iter() {
+            if n > 0 && (n >= max || bytes + s.size > limit_bytes) {
+                break;
+            }
+            bytes += s.size;
+            n += 1;
+        }
+        waiting.drain(..n).collect()
+    }
+
+    fn take_for(&self, inner: &Inner) -> Vec<Submission> {
+        self.take(
+            inner.config.max_proposal_bytes,
+            inner.config.max_merged_proposals.max(1),
+        )
+    }
+}
+
+/// An entry in flight. Freeing it starts commits for what waits.
+struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    inner: Arc<Inner>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        drain(&self.inner);
+    }
+}
+
+/// Starts a commit for waiting transactions in every free slot.
+fn drain(inner: &Arc<Inner>) {
+    // Dropped with the runtime (a member shutting down): nothing to start.
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    while let Ok(permit) = inner.queue.slots.clone().try_acquire_owned() {
+        let group = inner.queue.take_for(inner);
+        if group.is_empty() {
             return;
+        }
+        let slot = Slot {
+            permit: Some(permit),
+            inner: inner.clone(),
         };
-        let Some(inner) = inner.upgrade() else { return };
-        let limit = inner.config.max_proposal_bytes;
-        let mut bytes = first.size;
-        let mut group = vec![first];
-        while group.len() < max_merged {
-            match rx.try_recv() {
-                Ok(s) if bytes + s.size <= limit => {
-                    bytes += s.size;
-                    group.push(s);
-                }
-                Ok(s) => {
-                    carried = Some(s);
-                    break;
-                }
-                Err(_) => break,
+        tokio::spawn(async move {
+            commit(&slot.inner, group).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Proposes `batch` (of encoded size `size`) and waits until it is
+/// committed and applied here.
+///
+/// Transactions wait in a queue while every slot is taken, and share the
+/// next entry. A transaction that finds a slot free and nobody waiting is
+/// proposed by its caller's own task, with no hand-over (the common case
+/// with one writer); a group is handed to a task of its own, so that
+/// dropping one caller's future never abandons the others.
+pub(crate) async fn propose(
+    inner: &Arc<Inner>,
+    batch: StoreActionBatch,
+    size: usize,
+) -> Result<u64, ProposeError> {
+    let (reply, answer) = oneshot::channel();
+    let ticket = inner.queue.tickets.fetch_add(1, Ordering::Relaxed);
+    inner.queue.waiting.lock().push_back(Submission {
+        batch,
+        size,
+        ticket,
+        reply,
+    });
+    if let Ok(permit) = inner.queue.slots.clone().try_acquire_owned() {
+        let group = inner.queue.take_for(inner);
+        let slot = Slot {
+            permit: Some(permit),
+            inner: inner.clone(),
+        };
+        match group.as_slice() {
+            [] => {}
+            [only] if only.ticket == ticket => {
+                commit(inner, group).await;
+            }
+            _ => {
+                tokio::spawn(async move {
+                    commit(&slot.inner, group).await;
+                    drop(slot);
+                });
             }
         }
-        tokio::spawn(async move {
-            commit(&inner, group).await;
-            drop(permit);
-        });
+    }
+    // The entry has its own time limit once proposed; this one also covers
+    // the wait for a slot.
+    let timeout = inner.config.proposal_timeout * 2;
+    match tokio::time::timeout(timeout, answer).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(ProposeError::Unknown(
+            "the member stopped while the write was in flight".into(),
+        )),
+        Err(_) => Err(ProposeError::Unknown(format!(
+            "not committed within {timeout:?}: the managers may have lost their quorum"
+        ))),
     }
 }
 
@@ -181,7 +265,8 @@ fn part(all: &StoreActionBatch, members: &[Member]) -> StoreActionBatch {
 /// all at once (in one round), for a verdict each.
 async fn commit(inner: &Inner, group: Vec<Submission>) {
     inner
-        .proposal_counters
+        .queue
+        .counters
         .transactions
         .fetch_add(group.len() as u64, Ordering::Relaxed);
     let (batch, members) = merge(group);
@@ -193,10 +278,7 @@ async fn commit(inner: &Inner, group: Vec<Submission>) {
     };
     match result {
         Err(ProposeError::Rejected(_)) if members.len() > 1 => {
-            inner
-                .proposal_counters
-                .splits
-                .fetch_add(1, Ordering::Relaxed);
+            inner.queue.counters.splits.fetch_add(1, Ordering::Relaxed);
             let deadline = Instant::now() + inner.config.proposal_timeout;
             let mut waiting = Vec::with_capacity(members.len());
             for m in members {
@@ -231,10 +313,7 @@ async fn submit(inner: &Inner, proposal: Proposal) -> Result<Answer, ProposeErro
     }
     // No raft instance: this member is stepping down or stopped.
     let raft = inner.raft().map_err(|_| ProposeError::NotLeader(None))?;
-    inner
-        .proposal_counters
-        .entries
-        .fetch_add(1, Ordering::Relaxed);
+    inner.queue.counters.entries.fetch_add(1, Ordering::Relaxed);
     // Failing to hand it over means raft has stopped: nothing was proposed.
     raft.client_write_ff(proposal)
         .await

@@ -12,7 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use swarm_store::Store;
 use tokio::task::JoinHandle;
 
-use crate::batching::{self, Counters, ProposalStats, Submission};
+use crate::batching::{ProposalStats, Queue};
 use crate::config::RaftConfig;
 use crate::error::RaftNodeError;
 use crate::faults::Faults;
@@ -89,7 +89,7 @@ impl RaftNodeBuilder {
             self.dir.join("snapshots"),
             self.config.keep_snapshots,
         )?;
-        let (proposals, submissions) = tokio::sync::mpsc::unbounded_channel();
+        let queue = Queue::new(self.config.proposals_in_flight);
         let inner = Arc::new(Inner {
             id: self.id,
             addr: self.addr,
@@ -103,15 +103,13 @@ impl RaftNodeBuilder {
             faults: self.faults,
             reach: Arc::new(Reach::default()),
             transferring: AtomicBool::new(false),
-            proposals,
-            proposal_counters: Counters::default(),
+            queue,
             tasks: Mutex::new(Vec::new()),
         });
         let raft = inner.new_raft().await?;
         *inner.raft.write() = Some(raft);
         let watchdog = tokio::spawn(watchdog(Arc::downgrade(&inner)));
-        let proposer = tokio::spawn(batching::run(Arc::downgrade(&inner), submissions));
-        inner.tasks.lock().extend([watchdog, proposer]);
+        inner.tasks.lock().push(watchdog);
         Ok(RaftNode { inner })
     }
 }
@@ -129,9 +127,8 @@ pub(crate) struct Inner {
     pub(crate) faults: Faults,
     pub(crate) reach: Arc<Reach>,
     pub(crate) transferring: AtomicBool,
-    /// Transactions for the proposer task (see [`batching`]).
-    pub(crate) proposals: tokio::sync::mpsc::UnboundedSender<Submission>,
-    pub(crate) proposal_counters: Counters,
+    /// Transactions waiting to be proposed (see [`crate::batching`]).
+    pub(crate) queue: Queue,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -314,7 +311,7 @@ impl RaftNode {
     /// started. With [`RaftNode::wal_stats`], transactions per
     /// `fdatasync` on the leader.
     pub fn proposal_stats(&self) -> ProposalStats {
-        self.inner.proposal_counters.snapshot()
+        self.inner.queue.counters.snapshot()
     }
 
     /// The openraft handle (for metrics and advanced use).

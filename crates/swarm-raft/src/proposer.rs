@@ -10,9 +10,7 @@ use prost::Message;
 use swarm_api::v1::StoreActionBatch;
 use swarm_store::{BoxFuture, LeaderHint, ProposeError, Proposer};
 
-use tokio::sync::oneshot;
-
-use crate::batching::Submission;
+use crate::batching;
 use crate::node::{Inner, RaftNode};
 use crate::types::{Member, NodeId};
 
@@ -69,24 +67,7 @@ impl Proposer for RaftProposer {
             if size > limit {
                 return Err(ProposeError::TooLarge { size, limit });
             }
-            let (reply, answer) = oneshot::channel();
-            let submission = Submission { batch, size, reply };
-            if inner.proposals.send(submission).is_err() {
-                // The proposer stopped with the member: nothing was sent.
-                return Err(ProposeError::NotLeader(None));
-            }
-            // The entry has its own timeout once proposed; this one also
-            // covers the wait for a slot.
-            let timeout = inner.config.proposal_timeout * 2;
-            match tokio::time::timeout(timeout, answer).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err(ProposeError::Unknown(
-                    "the member stopped while the write was in flight".into(),
-                )),
-                Err(_) => Err(ProposeError::Unknown(format!(
-                    "not committed within {timeout:?}: the managers may have lost their quorum"
-                ))),
-            }
+            batching::propose(&inner, batch, size).await
         })
     }
 }
