@@ -11,6 +11,7 @@
 //! cargo bench -p swarm-raft --bench commit
 //! SWARM_RAFT_BENCH_SECS=20 cargo bench -p swarm-raft --bench commit   # longer levels
 //! SWARM_RAFT_BENCH_DIR=/somewhere cargo bench -p swarm-raft --bench commit
+//! SWARM_RAFT_BENCH_LEVELS=1000 cargo bench -p swarm-raft --bench commit  # some levels only
 //! ```
 //!
 //! The data lives under the system temp dir unless `SWARM_RAFT_BENCH_DIR`
@@ -143,7 +144,7 @@ async fn put(store: &Store, key: &str, value: &[u8]) -> Result<(), StoreError> {
             };
             match tx.get::<Config>(key) {
                 Some(old) => tx.update(Config {
-                    meta: old.meta.clone(),
+                    meta: old.meta,
                     ..obj
                 }),
                 None => tx.create(obj),
@@ -164,6 +165,9 @@ struct Level {
     wal: Vec<WalStats>,
     /// The leader's proposer during the window.
     proposals: ProposalStats,
+    /// CPU time this process used during the window (all three managers
+    /// and the writers), if known.
+    cpu: Option<Duration>,
 }
 
 fn delta(a: WalStats, b: WalStats) -> WalStats {
@@ -200,7 +204,11 @@ async fn run_level(managers: &[Manager], writers: usize, window: Duration) -> Le
     tokio::time::sleep(WARMUP).await;
     let before: Vec<WalStats> = managers.iter().map(|m| m.node.wal_stats()).collect();
     let proposals_before = managers[0].node.proposal_stats();
+    let cpu_before = process_cpu();
     tokio::time::sleep(window).await;
+    let cpu = process_cpu()
+        .zip(cpu_before)
+        .map(|(b, a)| b.saturating_sub(a));
     let after: Vec<WalStats> = managers.iter().map(|m| m.node.wal_stats()).collect();
     let proposals_after = managers[0].node.proposal_stats();
     stop.store(true, Ordering::Relaxed);
@@ -239,7 +247,20 @@ async fn run_level(managers: &[Manager], writers: usize, window: Duration) -> Le
             entries: proposals_after.entries - proposals_before.entries,
             splits: proposals_after.splits - proposals_before.splits,
         },
+        cpu,
     }
+}
+
+/// CPU time (user and system) this process has used, from
+/// `/proc/self/stat` (in clock ticks, assumed 100 per second).
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces: fields are counted after its ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 /// The cost of one `fdatasync` after writing a small record in `dir`:
@@ -285,6 +306,16 @@ fn per_fsync(s: WalStats) -> f64 {
     s.entries as f64 / s.syncs.max(1) as f64
 }
 
+/// The writer counts to measure: `SWARM_RAFT_BENCH_LEVELS` (comma
+/// separated), or all of [`LEVELS`].
+fn levels_wanted() -> Vec<usize> {
+    std::env::var("SWARM_RAFT_BENCH_LEVELS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .filter(|l: &Vec<usize>| !l.is_empty())
+        .unwrap_or_else(|| LEVELS.to_vec())
+}
+
 /// Store transactions committed per `fdatasync` of the leader's log.
 fn writes_per_fsync(l: &Level) -> f64 {
     l.proposals.transactions as f64 / l.wal[0].syncs.max(1) as f64
@@ -302,6 +333,10 @@ fn main() {
     // SWARM_RAFT_BENCH_MERGE=1 turns merging of transactions off (for a
     // before/after comparison).
     let merge_limit: Option<usize> = std::env::var("SWARM_RAFT_BENCH_MERGE")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    // SWARM_RAFT_BENCH_IN_FLIGHT=n: entries the proposer keeps in flight.
+    let in_flight: Option<usize> = std::env::var("SWARM_RAFT_BENCH_IN_FLIGHT")
         .ok()
         .and_then(|s| s.parse().ok());
     let root = base.join(format!("swarm-raft-commit-bench-{}", std::process::id()));
@@ -322,9 +357,12 @@ fn main() {
         if let Some(n) = merge_limit {
             config.max_merged_proposals = n;
         }
+        if let Some(n) = in_flight {
+            config.proposals_in_flight = n;
+        }
         let managers = cluster(&root, &config).await;
         let mut levels = Vec::new();
-        for writers in LEVELS {
+        for writers in levels_wanted() {
             levels.push(run_level(&managers, writers, window).await);
         }
         for m in &managers {
@@ -366,10 +404,13 @@ fn main() {
     if let Some(n) = merge_limit {
         println!("(at most {n} transactions merged per log entry: SWARM_RAFT_BENCH_MERGE)\n");
     }
+    if let Some(n) = in_flight {
+        println!("({n} entries in flight: SWARM_RAFT_BENCH_IN_FLIGHT)\n");
+    }
     println!(
-        "| writers | commits/s | p50 | p99 | errors | writes/fsync (leader) | log entries/fsync (leader, followers) | etcd anchor | vs etcd | target | vs target |"
+        "| writers | commits/s | p50 | p99 | errors | writes/fsync (leader) | log entries/fsync (leader, followers) | CPU/commit | etcd anchor | vs etcd | target | vs target |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for l in &levels {
         let fsync = l
             .wal
@@ -410,8 +451,13 @@ fn main() {
             ),
             _ => ("-".into(), "-".into(), "-".into(), "-".into()),
         };
+        let cpu = l
+            .cpu
+            .filter(|_| l.commits_per_s > 0.0)
+            .map(|c| us(c.div_f64(l.commits_per_s * window.as_secs_f64())))
+            .unwrap_or_else(|| "-".into());
         println!(
-            "| {} | {:.0} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} |",
             l.writers,
             l.commits_per_s,
             us(l.p50),
@@ -419,12 +465,19 @@ fn main() {
             l.errors,
             writes_per_fsync(l),
             fsync,
+            cpu,
             anchor,
             vs_anchor,
             target,
             vs_target
         );
     }
+    println!(
+        "\nCPU/commit: CPU time of the whole process (3 managers, their gRPC, the writers) \
+         per commit; with {} cores to itself the process could not go past \
+         cores / (CPU/commit) commits/s.",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     if let Some(sat) = levels.last() {
         let leader = writes_per_fsync(sat);
         println!(

@@ -394,5 +394,6 @@ impl RaftNode {
         if let Some(raft) = raft {
             let _ = raft.shutdown().await;
         }
+        self.inner.log.flush();
     }
 }

@@ -60,7 +60,7 @@ async fn compare_and_set(
             }
             let obj = Config {
                 id: key.into(),
-                meta: current.and_then(|c| c.meta.clone()),
+                meta: current.and_then(|c| c.meta),
                 spec: Some(ConfigSpec {
                     annotations: Some(Annotations {
                         name: key.into(),
@@ -68,7 +68,6 @@ async fn compare_and_set(
                     }),
                     data: value.to_string().into_bytes(),
                 }),
-                ..Default::default()
             };
             if obj.meta.is_some() {
                 tx.update(obj)?;
