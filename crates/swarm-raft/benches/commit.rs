@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use swarm_api::v1::{Annotations, Config, ConfigSpec};
 use swarm_raft::{ProposalStats, RaftConfig, RaftNode, RaftNodeBuilder, TcpConnector, WalStats};
 use swarm_store::{Store, StoreError};
@@ -87,7 +88,13 @@ async fn start_on(
     let router = tonic::transport::Server::builder()
         .add_service(node.raft_service())
         .add_service(node.membership_service());
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Replies are small writes: without TCP_NODELAY, Nagle's algorithm
+    // holds them back behind the peer's delayed acknowledgements.
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+        let s = s?;
+        s.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(s)
+    });
     let server = tokio::spawn(async move {
         let _ = router.serve_with_incoming(incoming).await;
     });

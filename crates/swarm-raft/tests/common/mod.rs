@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use swarm_api::v1::{Annotations, Config, ConfigSpec};
 use swarm_raft::testing::ScratchDir;
 use swarm_raft::{Faults, NodeId, RaftConfig, RaftNode, RaftNodeBuilder, TcpConnector};
@@ -42,7 +43,12 @@ async fn serve(node: &RaftNode, listener: TcpListener) -> JoinHandle<()> {
     let router = tonic::transport::Server::builder()
         .add_service(node.raft_service())
         .add_service(node.membership_service());
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Small replies must not wait for Nagle's algorithm.
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+        let s = s?;
+        s.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(s)
+    });
     tokio::spawn(async move {
         let _ = router.serve_with_incoming(incoming).await;
     })
