@@ -6,10 +6,8 @@
 //! bytes never panics: every shortfall is a [`CodecError`].
 
 use openraft::{EntryPayload, Membership};
-use prost::Message;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use swarm_api::v1::StoreActionBatch;
 
 use crate::types::{Entry, LogId, Member, NodeId, Proposal, TypeConfig, Vote};
 
@@ -131,9 +129,9 @@ pub(crate) fn encode_entry(enc: &mut Enc, e: &Entry) {
     enc.log_id(&e.log_id);
     match &e.payload {
         EntryPayload::Blank => enc.u8(BLANK),
-        EntryPayload::Normal(Proposal(batch)) => {
+        EntryPayload::Normal(p) => {
             enc.u8(NORMAL);
-            enc.bytes(&batch.encode_to_vec());
+            enc.bytes(p.encoded());
         }
         EntryPayload::Membership(m) => {
             enc.u8(MEMBERSHIP);
@@ -149,11 +147,11 @@ pub(crate) fn decode_entry(dec: &mut Dec<'_>) -> Result<Entry, CodecError> {
         BLANK => EntryPayload::Blank,
         NORMAL => {
             let b = dec.bytes("entry payload")?;
-            let batch = StoreActionBatch::decode(b).map_err(|e| CodecError::Malformed {
+            let p = Proposal::decode(b).map_err(|e| CodecError::Malformed {
                 what: "store change",
                 detail: e.to_string(),
             })?;
-            EntryPayload::Normal(Proposal(batch))
+            EntryPayload::Normal(p)
         }
         MEMBERSHIP => {
             let m: Membership<NodeId, Member> = from_json(dec.bytes("membership")?, "membership")?;
@@ -167,6 +165,21 @@ pub(crate) fn decode_entry(dec: &mut Dec<'_>) -> Result<Entry, CodecError> {
         }
     };
     Ok(Entry { log_id, payload })
+}
+
+/// Appends one entry to `out` (the WAL record payload).
+pub(crate) fn encode_entry_to(out: &mut Vec<u8>, e: &Entry) {
+    let mut enc = Enc(std::mem::take(out));
+    encode_entry(&mut enc, e);
+    *out = enc.0;
+}
+
+/// About how many bytes an entry encodes to (to size buffers).
+pub(crate) fn size_hint(e: &Entry) -> usize {
+    match &e.payload {
+        EntryPayload::Normal(p) => 64 + p.encoded().len(),
+        _ => 256,
+    }
 }
 
 /// One entry as bytes (the WAL record payload).
@@ -191,7 +204,9 @@ pub fn entry_from_bytes(b: &[u8]) -> Result<Entry, CodecError> {
 
 /// An append-entries request: vote, previous log id, entries, commit.
 pub(crate) fn encode_append(req: &openraft::raft::AppendEntriesRequest<TypeConfig>) -> Vec<u8> {
-    let mut enc = Enc::default();
+    let mut enc = Enc(Vec::with_capacity(
+        256 + req.entries.iter().map(size_hint).sum::<usize>(),
+    ));
     enc.bytes(&json(&req.vote));
     enc.opt_log_id(req.prev_log_id.as_ref());
     enc.opt_log_id(req.leader_commit.as_ref());
@@ -250,6 +265,7 @@ pub(crate) fn from_json<T: DeserializeOwned>(
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+    use swarm_api::v1::StoreActionBatch;
 
     fn id(term: u64, index: u64) -> LogId {
         LogId::new(openraft::CommittedLeaderId::new(term, 7), index)
@@ -264,7 +280,7 @@ mod tests {
             },
             Entry {
                 log_id: id(1, 2),
-                payload: EntryPayload::Normal(Proposal(StoreActionBatch::default())),
+                payload: EntryPayload::Normal(Proposal::new(StoreActionBatch::default())),
             },
             Entry {
                 log_id: id(2, 3),

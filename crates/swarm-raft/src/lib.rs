@@ -1,20 +1,23 @@
 //! Replicated, durable manager state: [openraft] over a checksummed
 //! write-ahead log, with a [`swarm_store::Store`] as the state machine.
 //!
-//! - [`LogStore`] is openraft's log storage on our [`Wal`]: segment files of
-//!   records (length, CRC-32C, index, payload), `fdatasync` before an
-//!   append is acknowledged, many appends per sync (group commit through
-//!   openraft's flush callback), the vote persisted before it is answered,
-//!   truncate, purge and segment rotation, a torn tail cut on open and a
-//!   damaged committed record refused with the file and offset named.
+//! - [`LogStore`] is openraft's log storage on our [`Wal`]: preallocated
+//!   segment files of records (length, CRC-32C, index, payload),
+//!   `fdatasync` before an append is reported flushed (every entry of an
+//!   append, e.g. a whole replication message, in one sync), the vote
+//!   persisted before it is answered, truncate, purge and segment
+//!   rotation, a torn tail cut on open and a damaged committed record
+//!   refused with the file and offset named.
 //! - [`StateMachine`] applies committed store changes to the store, in log
 //!   order, on every member; object versions are log indexes. Snapshots
 //!   are the store's snapshot, built from an immutable version (writes go
 //!   on), written atomically with a checksum, sent in bounded chunks.
 //! - [`RaftNode`] runs a member: [`RaftNode::proposer`] is the store's
 //!   [`Proposer`](swarm_store::Proposer) (a write returns once committed and
-//!   applied; a follower answers `NotLeader` with the leader's id and
-//!   address; proposals over 1.5 MB are refused), [`RaftNode::read_barrier`]
+//!   applied; transactions that wait at the same time share one log entry,
+//!   so the leader commits many writes per sync; a follower answers
+//!   `NotLeader` with the leader's id and address; proposals over 1.5 MB
+//!   are refused), [`RaftNode::read_barrier`]
 //!   gives linearizable reads, and membership changes follow SwarmKit:
 //!   [`RaftNode::bootstrap`], [`RaftNode::join`] (learner first, promoted
 //!   when caught up), [`RaftNode::remove`] (refused when the remaining
@@ -58,6 +61,7 @@
 
 #![forbid(unsafe_code)]
 
+mod batching;
 pub mod codec;
 mod config;
 mod error;
@@ -74,6 +78,7 @@ pub mod testing;
 mod types;
 pub mod wal;
 
+pub use batching::ProposalStats;
 pub use config::RaftConfig;
 pub use error::RaftNodeError;
 pub use faults::Faults;

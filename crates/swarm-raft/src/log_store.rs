@@ -1,18 +1,27 @@
 //! openraft's log storage over the [`Wal`]: reads from memory, writes
-//! through one writer thread that commits groups of appends with a single
-//! `fdatasync` and only then reports them flushed (group commit).
+//! on the caller's task, each append made durable (`fdatasync`) before it
+//! is reported flushed.
+//!
+//! openraft 0.9 waits for each append's flush before it issues the next
+//! one (on the leader and on followers alike), so there is never a second
+//! append to share a sync with: a writer thread would only add two thread
+//! hand-overs to every append. Group commit happens a level up instead:
+//! a follower's append carries every entry of a replication message, and
+//! the leader's proposer merges the transactions that wait into one entry
+//! (see `batching`). The write and sync run inside
+//! `tokio::task::block_in_place` on a multi-threaded runtime, so the
+//! runtime's other tasks move to another thread meanwhile.
 
 use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::mpsc;
+use std::time::Duration;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend};
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::oneshot;
 
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 use crate::wal::{Recovered, Wal, WalError, WalOptions, WalStats};
@@ -33,18 +42,42 @@ impl Cache {
     }
 }
 
-enum Cmd {
-    Append(Vec<Entry>, LogFlushed<TypeConfig>),
-    Truncate(u64, oneshot::Sender<Result<(), WalError>>),
-    Purge(LogId, oneshot::Sender<Result<(), WalError>>),
-    Vote(Vote, oneshot::Sender<Result<(), WalError>>),
-    Committed(Option<LogId>),
+/// How long after a commit the committed position is written to its file
+/// (at most once in that time). It is only a hint (possibly behind: see
+/// [`Wal::open`]), so it is kept off the append path: writing it after
+/// every commit would cost a file replacement per entry.
+const COMMITTED_EVERY: Duration = Duration::from_millis(100);
+
+/// The files, and what is not written yet.
+struct Writer {
+    wal: Wal,
+    /// The committed position, if newer than the one in its file.
+    committed: Option<Option<LogId>>,
+    /// A task will write it.
+    committed_scheduled: bool,
+    /// Set once a write failed: the log is not used any more.
+    failed: Option<String>,
+}
+
+impl Writer {
+    fn save_committed(&mut self) {
+        if let Some(c) = self.committed.take()
+            && let Err(e) = self.wal.save_committed(&c)
+        {
+            tracing::warn!(error = %e, "saving the committed position failed");
+        }
+    }
 }
 
 struct Shared {
     cache: RwLock<Cache>,
-    tx: Mutex<mpsc::Sender<Cmd>>,
-    stats: Mutex<WalStats>,
+    writer: Mutex<Writer>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.writer.get_mut().save_committed();
+    }
 }
 
 /// The durable raft log of one member. Cheap to clone.
@@ -61,6 +94,24 @@ impl Debug for LogStore {
             .field("last", &c.last())
             .finish()
     }
+}
+
+/// Runs blocking file work from async code: on a multi-threaded runtime
+/// the worker's other tasks are handed to another thread meanwhile.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+fn storage_error(subject: ErrorSubject<u64>, e: impl std::fmt::Display) -> StorageError {
+    StorageError::from_io_error(
+        subject,
+        ErrorVerb::Write,
+        std::io::Error::other(e.to_string()),
+    )
 }
 
 impl LogStore {
@@ -80,24 +131,28 @@ impl LogStore {
             vote: recovered.vote,
             committed: recovered.committed,
         };
-        let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
             cache: RwLock::new(cache),
-            tx: Mutex::new(tx),
-            stats: Mutex::default(),
+            writer: Mutex::new(Writer {
+                wal,
+                committed: None,
+                committed_scheduled: false,
+                failed: None,
+            }),
         });
-        let writer_shared = Arc::downgrade(&shared);
-        std::thread::Builder::new()
-            .name("raft-wal".into())
-            .spawn(move || writer(wal, rx, writer_shared))
-            .map_err(|e| WalError::io(dir, e))?;
         Ok((LogStore { shared }, recovered))
     }
 
-    /// Entries written and fsyncs done so far (entries per fsync is the
-    /// group-commit factor).
+    /// Entries written and fsyncs done so far (their ratio is the number
+    /// of entries each sync made durable).
     pub fn stats(&self) -> WalStats {
-        *self.shared.stats.lock()
+        self.shared.writer.lock().wal.stats()
+    }
+
+    /// Writes what is only remembered (the committed position) now. For a
+    /// clean stop: after a crash it may be found behind, which is allowed.
+    pub fn flush(&self) {
+        blocking(|| self.shared.writer.lock().save_committed());
     }
 
     /// The last log id, or the purged position when the log is empty.
@@ -105,99 +160,29 @@ impl LogStore {
         self.shared.cache.read().last()
     }
 
+    /// Runs `f` on the files (blocking), unless an earlier write failed.
+    /// A failed write stops the log: what reached the disk is unknown.
     #[allow(
         clippy::result_large_err,
         reason = "openraft's storage traits return its StorageError"
     )]
-    fn send(&self, cmd: Cmd) -> Result<(), StorageError> {
-        self.shared.tx.lock().send(cmd).map_err(|_| {
-            StorageError::from_io_error(
-                ErrorSubject::Logs,
-                ErrorVerb::Write,
-                std::io::Error::other("log writer stopped"),
-            )
-        })
-    }
-
-    async fn call(
+    fn write(
         &self,
         subject: ErrorSubject<u64>,
-        make: impl FnOnce(oneshot::Sender<Result<(), WalError>>) -> Cmd,
+        f: impl FnOnce(&mut Wal) -> Result<(), WalError>,
     ) -> Result<(), StorageError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(make(tx))?;
-        let result = rx
-            .await
-            .unwrap_or_else(|_| Err(WalError::Encode("log writer stopped".into())));
-        result.map_err(|e| {
-            StorageError::from_io_error(
-                subject,
-                ErrorVerb::Write,
-                std::io::Error::other(e.to_string()),
-            )
+        blocking(|| {
+            let mut w = self.shared.writer.lock();
+            if let Some(e) = &w.failed {
+                return Err(storage_error(subject, format!("log stopped after: {e}")));
+            }
+            let result = f(&mut w.wal);
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "raft log write failed; the log stops");
+                w.failed = Some(e.to_string());
+            }
+            result.map_err(|e| storage_error(subject, e))
         })
-    }
-}
-
-/// The writer thread: applies commands in order; consecutive appends are
-/// written together and made durable with one sync.
-fn writer(mut wal: Wal, rx: mpsc::Receiver<Cmd>, shared: std::sync::Weak<Shared>) {
-    let mut pending: Option<Cmd> = None;
-    loop {
-        let cmd = match pending.take() {
-            Some(c) => c,
-            None => match rx.recv() {
-                Ok(c) => c,
-                Err(_) => return,
-            },
-        };
-        match cmd {
-            Cmd::Append(entries, cb) => {
-                let mut group = vec![(entries, cb)];
-                loop {
-                    match rx.try_recv() {
-                        Ok(Cmd::Append(e, cb)) => group.push((e, cb)),
-                        Ok(other) => {
-                            pending = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                let mut result = group.iter().try_for_each(|(e, _)| wal.append(e));
-                if result.is_ok() {
-                    result = wal.sync();
-                }
-                if let Some(s) = shared.upgrade() {
-                    *s.stats.lock() = wal.stats();
-                }
-                for (_, cb) in group {
-                    let r = match &result {
-                        Ok(()) => Ok(()),
-                        Err(e) => Err(std::io::Error::other(e.to_string())),
-                    };
-                    cb.log_io_completed(r);
-                }
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "raft log write failed; the log writer stops");
-                    return;
-                }
-            }
-            Cmd::Truncate(since, reply) => {
-                let _ = reply.send(wal.truncate(since));
-            }
-            Cmd::Purge(upto, reply) => {
-                let _ = reply.send(wal.purge(upto));
-            }
-            Cmd::Vote(vote, reply) => {
-                let _ = reply.send(wal.save_vote(&vote));
-            }
-            Cmd::Committed(c) => {
-                if let Err(e) = wal.save_committed(&c) {
-                    tracing::warn!(error = %e, "saving the committed position failed");
-                }
-            }
-        }
     }
 }
 
@@ -244,9 +229,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        let v = *vote;
-        self.call(ErrorSubject::Vote, |tx| Cmd::Vote(v, tx)).await?;
-        self.shared.cache.write().vote = Some(v);
+        self.write(ErrorSubject::Vote, |wal| wal.save_vote(vote))?;
+        self.shared.cache.write().vote = Some(*vote);
         Ok(())
     }
 
@@ -256,7 +240,29 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         self.shared.cache.write().committed = committed;
-        self.send(Cmd::Committed(committed))
+        // Written a little later, by a task, with whatever is newest then.
+        let mut w = self.shared.writer.lock();
+        w.committed = Some(committed);
+        if w.committed_scheduled {
+            return Ok(());
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            w.save_committed();
+            return Ok(());
+        };
+        w.committed_scheduled = true;
+        let shared = Arc::downgrade(&self.shared);
+        runtime.spawn(async move {
+            tokio::time::sleep(COMMITTED_EVERY).await;
+            if let Some(shared) = shared.upgrade() {
+                blocking(|| {
+                    let mut w = shared.writer.lock();
+                    w.committed_scheduled = false;
+                    w.save_committed();
+                });
+            }
+        });
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -294,7 +300,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
             c.entries.extend(entries.iter().cloned());
         }
-        self.send(Cmd::Append(entries, callback))
+        let subject = ErrorSubject::Logs;
+        let result = self.write(subject, |wal| {
+            wal.append(&entries)?;
+            wal.sync()
+        });
+        // Durable (or failed) now: tell openraft.
+        callback.log_io_completed(
+            result
+                .as_ref()
+                .map(|_| ())
+                .map_err(|e| std::io::Error::other(e.to_string())),
+        );
+        result
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -306,15 +324,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 c.entries.truncate(keep);
             }
         }
-        self.call(ErrorSubject::Log(log_id), |tx| {
-            Cmd::Truncate(log_id.index, tx)
-        })
-        .await
+        self.write(ErrorSubject::Log(log_id), |wal| wal.truncate(log_id.index))
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.call(ErrorSubject::Log(log_id), |tx| Cmd::Purge(log_id, tx))
-            .await?;
+        self.write(ErrorSubject::Log(log_id), |wal| wal.purge(log_id))?;
         let mut c = self.shared.cache.write();
         let drop_n =
             usize::try_from((log_id.index + 1).saturating_sub(c.first_index)).unwrap_or(usize::MAX);

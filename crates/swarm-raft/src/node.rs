@@ -12,6 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use swarm_store::Store;
 use tokio::task::JoinHandle;
 
+use crate::batching::{ProposalStats, Queue};
 use crate::config::RaftConfig;
 use crate::error::RaftNodeError;
 use crate::faults::Faults;
@@ -80,6 +81,7 @@ impl RaftNodeBuilder {
         );
         let wal_options = WalOptions {
             max_segment_bytes: self.config.max_segment_bytes,
+            ..WalOptions::default()
         };
         let (log, _recovered) = LogStore::open(&self.dir.join("wal"), wal_options)?;
         let sm = StateMachine::open(
@@ -87,6 +89,7 @@ impl RaftNodeBuilder {
             self.dir.join("snapshots"),
             self.config.keep_snapshots,
         )?;
+        let queue = Queue::new(self.config.proposals_in_flight);
         let inner = Arc::new(Inner {
             id: self.id,
             addr: self.addr,
@@ -100,6 +103,7 @@ impl RaftNodeBuilder {
             faults: self.faults,
             reach: Arc::new(Reach::default()),
             transferring: AtomicBool::new(false),
+            queue,
             tasks: Mutex::new(Vec::new()),
         });
         let raft = inner.new_raft().await?;
@@ -123,6 +127,8 @@ pub(crate) struct Inner {
     pub(crate) faults: Faults,
     pub(crate) reach: Arc<Reach>,
     pub(crate) transferring: AtomicBool,
+    /// Transactions waiting to be proposed (see [`crate::batching`]).
+    pub(crate) queue: Queue,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -293,9 +299,19 @@ impl RaftNode {
         &self.inner.faults
     }
 
-    /// Group-commit counters of the log.
+    /// Group-commit counters of the log: entries written and
+    /// `fdatasync`s done since the member started (their ratio is the
+    /// group-commit factor).
     pub fn wal_stats(&self) -> WalStats {
         self.inner.log.stats()
+    }
+
+    /// Counters of this member's proposer: store transactions proposed
+    /// and the log entries they were merged into since the member
+    /// started. With [`RaftNode::wal_stats`], transactions per
+    /// `fdatasync` on the leader.
+    pub fn proposal_stats(&self) -> ProposalStats {
+        self.inner.queue.counters.snapshot()
     }
 
     /// The openraft handle (for metrics and advanced use).
@@ -378,5 +394,6 @@ impl RaftNode {
         if let Some(raft) = raft {
             let _ = raft.shutdown().await;
         }
+        self.inner.log.flush();
     }
 }

@@ -1,16 +1,18 @@
 //! The store's [`Proposer`]: a transaction is written to the raft log and
 //! the call returns once it is committed and applied on this member.
+//! Transactions that wait at the same time share a log entry (see the
+//! `batching` module).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, RaftError};
 use prost::Message;
 use swarm_api::v1::StoreActionBatch;
 use swarm_store::{BoxFuture, LeaderHint, ProposeError, Proposer};
 
+use crate::batching;
 use crate::node::{Inner, RaftNode};
-use crate::types::{Member, NodeId, Proposal};
+use crate::types::{Member, NodeId};
 
 /// Proposes store transactions through a [`RaftNode`]. Install it with
 /// `store.set_proposer(Some(Box::new(node.proposer())))`.
@@ -49,7 +51,7 @@ impl RaftNode {
     }
 }
 
-fn hint(id: Option<NodeId>, node: Option<&Member>) -> Option<LeaderHint> {
+pub(crate) fn hint(id: Option<NodeId>, node: Option<&Member>) -> Option<LeaderHint> {
     Some(LeaderHint {
         id: id?,
         addr: node.map(|n| n.addr.clone()).unwrap_or_default(),
@@ -65,28 +67,7 @@ impl Proposer for RaftProposer {
             if size > limit {
                 return Err(ProposeError::TooLarge { size, limit });
             }
-            if inner.transferring.load(Ordering::SeqCst) {
-                return Err(ProposeError::NotLeader(None));
-            }
-            // No raft instance: this member is stepping down or stopped.
-            let raft = inner.raft().map_err(|_| ProposeError::NotLeader(None))?;
-            let timeout = inner.config.proposal_timeout;
-            match tokio::time::timeout(timeout, raft.client_write(Proposal(batch))).await {
-                Err(_) => Err(ProposeError::Unknown(format!(
-                    "not committed within {timeout:?}: the managers may have lost their quorum"
-                ))),
-                Ok(Ok(resp)) => match resp.data.rejected {
-                    Some(e) => Err(ProposeError::Rejected(Box::new(e))),
-                    None => Ok(resp.log_id.index),
-                },
-                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(
-                    ProposeError::NotLeader(hint(f.leader_id, f.leader_node.as_ref())),
-                ),
-                Ok(Err(RaftError::APIError(e))) => Err(ProposeError::Failed(e.to_string())),
-                Ok(Err(RaftError::Fatal(e))) => {
-                    Err(ProposeError::Unknown(format!("raft stopped: {e}")))
-                }
-            }
+            batching::propose(&inner, batch, size).await
         })
     }
 }

@@ -18,6 +18,12 @@ const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
 impl RaftNode {
     /// The `Raft` gRPC service of this member.
+    ///
+    /// Serve it over connections with `TCP_NODELAY` set (with
+    /// `serve_with_incoming`, set it on each accepted stream): replies are
+    /// small writes, and Nagle's algorithm holds them back behind the
+    /// peer's delayed acknowledgements (in the commit benchmark, 1,000
+    /// writers went from about 24,000 to 39,000 commits/s).
     pub fn raft_service(&self) -> RaftServer<RaftService> {
         RaftServer::new(RaftService { node: self.clone() })
             .max_decoding_message_size(MAX_MESSAGE)

@@ -1,7 +1,8 @@
-//! Snapshot files: `SWSNAP1\n`, a header (JSON metadata), a CRC-32C of the
-//! payload, then the payload (the store as protobuf). Written to a
-//! temporary file, synced and renamed, so a crash while writing leaves the
-//! previous snapshot in place.
+//! Snapshot files: `SWSNAP2\n`, a header (JSON metadata), a CRC-32C of
+//! the header and the payload together, then the payload (the store as
+//! protobuf). Written to a temporary file, synced and renamed, so a crash
+//! while writing leaves the previous snapshot in place (and a `.snap.tmp`
+//! file that the next start removes).
 
 use std::fs;
 use std::io::Write;
@@ -11,11 +12,12 @@ use crate::codec::{Dec, Enc, from_json, json};
 use crate::types::SnapshotMeta;
 use crate::wal::{WalError, meta::sync_dir};
 
-const MAGIC: &[u8] = b"SWSNAP1\n";
+const MAGIC: &[u8] = b"SWSNAP2\n";
 
 /// A snapshot read back from disk.
 #[derive(Debug)]
 pub(crate) struct Loaded {
+    pub(crate) path: PathBuf,
     pub(crate) meta: SnapshotMeta,
     pub(crate) data: Vec<u8>,
 }
@@ -35,8 +37,9 @@ pub(crate) fn save(
     fs::create_dir_all(dir).map_err(|e| WalError::io(dir, e))?;
     let mut enc = Enc::default();
     enc.0.extend_from_slice(MAGIC);
-    enc.bytes(&json(meta));
-    enc.u64(u64::from(crc32c::crc32c(data)));
+    let header = json(meta);
+    enc.bytes(&header);
+    enc.u64(u64::from(checksum(&header, data)));
     enc.bytes(data);
     let path = dir.join(file_name(meta));
     let tmp = path.with_extension("snap.tmp");
@@ -85,34 +88,42 @@ pub(crate) fn load_latest(dir: &Path) -> Result<Option<Loaded>, WalError> {
     load(&path).map(Some)
 }
 
+/// The checksum of a snapshot: header and payload.
+fn checksum(header: &[u8], data: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(header), data)
+}
+
 /// Reads and verifies one snapshot file.
 pub(crate) fn load(path: &Path) -> Result<Loaded, WalError> {
     let bytes = fs::read(path).map_err(|e| WalError::io(path, e))?;
-    let corrupt = |detail: String| WalError::Corrupt {
+    let corrupt = |detail: String| WalError::CorruptSnapshot {
         file: path.to_path_buf(),
-        offset: 0,
         detail,
     };
     let body = bytes
         .strip_prefix(MAGIC)
-        .ok_or_else(|| corrupt("not a snapshot file".into()))?;
+        .ok_or_else(|| corrupt("not a snapshot file of this version".into()))?;
     let mut dec = Dec::new(body);
-    let meta: SnapshotMeta = from_json(
-        dec.bytes("snapshot header")
-            .map_err(|e| corrupt(e.to_string()))?,
-        "snapshot header",
-    )
-    .map_err(|e| corrupt(e.to_string()))?;
+    let header = dec
+        .bytes("snapshot header")
+        .map_err(|e| corrupt(e.to_string()))?;
     let crc = dec
         .u64("snapshot checksum")
         .map_err(|e| corrupt(e.to_string()))?;
     let data = dec
         .bytes("snapshot data")
         .map_err(|e| corrupt(e.to_string()))?;
-    if u64::from(crc32c::crc32c(data)) != crc || !dec.is_empty() {
-        return Err(corrupt("snapshot checksum mismatch".into()));
+    if !dec.is_empty() {
+        return Err(corrupt("trailing bytes after the snapshot".into()));
     }
+    if u64::from(checksum(header, data)) != crc {
+        return Err(corrupt("checksum mismatch".into()));
+    }
+    // Only parsed once its checksum has passed.
+    let meta: SnapshotMeta =
+        from_json(header, "snapshot header").map_err(|e| corrupt(e.to_string()))?;
     Ok(Loaded {
+        path: path.to_path_buf(),
         meta,
         data: data.to_vec(),
     })

@@ -13,7 +13,7 @@ use swarm_api::v1::StoreSnapshot;
 use swarm_store::Store;
 
 use crate::snapshot_file;
-use crate::types::{Applied, Entry, LogId, Proposal, SnapshotMeta, StorageError, TypeConfig};
+use crate::types::{Applied, Entry, LogId, SnapshotMeta, StorageError, TypeConfig};
 use crate::wal::WalError;
 
 /// What survives a restart of the raft instance (the store itself is kept
@@ -67,17 +67,15 @@ impl StateMachine {
     pub fn open(store: Store, dir: PathBuf, keep_snapshots: usize) -> Result<Self, WalError> {
         let mut state = SmState::default();
         if let Some(loaded) = snapshot_file::load_latest(&dir)? {
-            let snapshot =
-                StoreSnapshot::decode(loaded.data.as_slice()).map_err(|e| WalError::Corrupt {
-                    file: dir.clone(),
-                    offset: 0,
-                    detail: format!("snapshot does not decode: {e}"),
-                })?;
-            store.restore(snapshot).map_err(|e| WalError::Corrupt {
-                file: dir.clone(),
-                offset: 0,
-                detail: format!("snapshot does not load: {e}"),
-            })?;
+            let corrupt = |detail: String| WalError::CorruptSnapshot {
+                file: loaded.path.clone(),
+                detail,
+            };
+            let snapshot = StoreSnapshot::decode(loaded.data.as_slice())
+                .map_err(|e| corrupt(format!("does not decode: {e}")))?;
+            store
+                .restore(snapshot)
+                .map_err(|e| corrupt(format!("does not load: {e}")))?;
             state.last_applied = loaded.meta.last_log_id;
             state.membership = loaded.meta.last_membership.clone();
             state.snapshot = Some(loaded.meta);
@@ -121,7 +119,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let index = entry.log_id.index;
             let rejected = match entry.payload {
                 EntryPayload::Blank => None,
-                EntryPayload::Normal(Proposal(batch)) => self.store.apply(index, &batch).err(),
+                EntryPayload::Normal(p) => self.store.apply(index, p.batch()).err(),
                 EntryPayload::Membership(m) => {
                     self.state.lock().membership = StoredMembership::new(Some(entry.log_id), m);
                     None

@@ -2,6 +2,9 @@
 //! are addressed, what applying an entry answers.
 
 use std::io::Cursor;
+use std::sync::Arc;
+
+use prost::Message;
 
 use serde::{Deserialize, Serialize};
 use swarm_api::v1::StoreActionBatch;
@@ -24,9 +27,78 @@ impl std::fmt::Display for Member {
     }
 }
 
-/// What one log entry asks of the state machine: one store transaction.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Proposal(pub StoreActionBatch);
+/// What one log entry asks of the state machine: one store change (one
+/// transaction, or several merged).
+///
+/// It holds the change both decoded and encoded, shared: cloning one
+/// (the log cache, each replication stream) costs a reference count, and
+/// the change is encoded once, on the member that proposes it, for the
+/// log file and every follower.
+#[derive(Clone)]
+pub struct Proposal {
+    batch: Arc<StoreActionBatch>,
+    encoded: Arc<[u8]>,
+}
+
+impl Proposal {
+    /// A proposal of `batch`.
+    pub fn new(batch: StoreActionBatch) -> Self {
+        let encoded = batch.encode_to_vec().into();
+        Proposal {
+            batch: Arc::new(batch),
+            encoded,
+        }
+    }
+
+    /// A proposal from its encoding (protobuf `StoreActionBatch`).
+    pub fn decode(encoded: &[u8]) -> Result<Self, prost::DecodeError> {
+        let batch = StoreActionBatch::decode(encoded)?;
+        Ok(Proposal {
+            batch: Arc::new(batch),
+            encoded: encoded.into(),
+        })
+    }
+
+    /// The store change.
+    pub fn batch(&self) -> &StoreActionBatch {
+        &self.batch
+    }
+
+    /// Its encoding.
+    pub fn encoded(&self) -> &[u8] {
+        &self.encoded
+    }
+}
+
+impl std::fmt::Debug for Proposal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proposal")
+            .field("actions", &self.batch.actions.len())
+            .field("bytes", &self.encoded.len())
+            .finish()
+    }
+}
+
+impl PartialEq for Proposal {
+    fn eq(&self, other: &Self) -> bool {
+        self.encoded == other.encoded
+    }
+}
+
+/// Serialised as its encoding (openraft wants serde; our own codec is
+/// what goes to disk and over the wire).
+impl Serialize for Proposal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.encoded)
+    }
+}
+
+impl<'de> Deserialize<'de> for Proposal {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bytes = Vec::<u8>::deserialize(d)?;
+        Proposal::decode(&bytes).map_err(serde::de::Error::custom)
+    }
+}
 
 /// What applying an entry answered. Only the member that proposed it reads
 /// it, so the store's error (which has no wire form) is kept locally.

@@ -5,65 +5,96 @@
 #![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 
 use swarm_raft::testing::{ScratchDir, entry, log_id};
 use swarm_raft::{Wal, WalError, WalOptions};
 
-fn segment(dir: &std::path::Path) -> std::path::PathBuf {
-    let mut segs: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
-        .collect();
-    segs.sort();
-    segs.pop().unwrap()
+/// Small preallocated segments (the default is 64 MB).
+fn options() -> WalOptions {
+    WalOptions {
+        max_segment_bytes: 1 << 20,
+        ..WalOptions::default()
+    }
 }
 
-fn write_log(dir: &std::path::Path, n: u64, committed: Option<u64>) {
-    let (mut wal, _) = Wal::open(dir, WalOptions::default()).unwrap();
+/// Writes `n` entries (and a committed position); returns the segment and
+/// where its data ends (the file is longer: preallocated).
+fn write_log(dir: &std::path::Path, n: u64, committed: Option<u64>) -> (PathBuf, u64) {
+    let (mut wal, _) = Wal::open(dir, options()).unwrap();
     let es: Vec<_> = (0..n).map(|i| entry(1, i)).collect();
     wal.append(&es).unwrap();
     wal.sync().unwrap();
     if let Some(c) = committed {
         wal.save_committed(&Some(log_id(1, c))).unwrap();
     }
+    wal.data_end().unwrap()
+}
+
+fn write_at(path: &std::path::Path, offset: u64, bytes: &[u8]) {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .write_all_at(bytes, offset)
+        .unwrap();
+}
+
+fn flip(path: &std::path::Path, offset: u64, mask: u8) {
+    let mut bytes = fs::read(path).unwrap();
+    bytes[offset as usize] ^= mask;
+    fs::write(path, &bytes).unwrap();
 }
 
 #[test]
 fn a_torn_tail_is_cut_and_the_log_goes_on() {
     let dir = ScratchDir::new("torn");
-    write_log(dir.path(), 10, Some(5));
-    let seg = segment(dir.path());
-    let full = fs::metadata(&seg).unwrap().len();
-    // Half a record at the end: an append that never finished.
-    OpenOptions::new()
-        .append(true)
-        .open(&seg)
-        .unwrap()
-        .write_all(&[9, 0, 0, 0, 1, 2])
-        .unwrap();
-    let (mut wal, rec) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let (seg, end) = write_log(dir.path(), 10, Some(5));
+    // Half a record after the data: an append that never finished.
+    write_at(&seg, end, &[9, 0, 0, 0, 1, 2]);
+    let (mut wal, rec) = Wal::open(dir.path(), options()).unwrap();
     assert_eq!(rec.entries.len(), 10);
     assert_eq!(rec.truncated_tail, 6);
-    assert_eq!(fs::metadata(&seg).unwrap().len(), full);
+    assert_eq!(wal.data_end(), Some((seg.clone(), end)));
+    assert!(
+        fs::read(&seg).unwrap()[end as usize..]
+            .iter()
+            .all(|b| *b == 0),
+        "the space after the cut is zeroed"
+    );
     wal.append(&[entry(1, 10)]).unwrap();
     wal.sync().unwrap();
     drop(wal);
-    let (_, rec) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let (_, rec) = Wal::open(dir.path(), options()).unwrap();
     assert_eq!(rec.entries.len(), 11);
+}
+
+#[test]
+fn stray_bytes_after_the_end_are_an_unfinished_append() {
+    // A write that reached the disk in part: its start is still zeros, a
+    // later block is not. Those bytes must not come back once new records
+    // are written in front of them.
+    let dir = ScratchDir::new("stray");
+    let (seg, end) = write_log(dir.path(), 10, Some(5));
+    write_at(&seg, end + 4096, &[0xAB; 100]);
+    let (mut wal, rec) = Wal::open(dir.path(), options()).unwrap();
+    assert_eq!(rec.entries.len(), 10);
+    assert_eq!(rec.truncated_tail, 4096 + 100);
+    wal.append(&[entry(1, 10)]).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let (_, rec) = Wal::open(dir.path(), options()).unwrap();
+    assert_eq!(rec.entries.len(), 11);
+    assert_eq!(rec.truncated_tail, 0);
 }
 
 #[test]
 fn damage_after_the_committed_index_is_an_unfinished_append() {
     let dir = ScratchDir::new("tail-bitflip");
-    write_log(dir.path(), 10, Some(5));
-    let seg = segment(dir.path());
-    let mut bytes = fs::read(&seg).unwrap();
-    let last = bytes.len() - 3;
-    bytes[last] ^= 0x40;
-    fs::write(&seg, &bytes).unwrap();
-    let (_, rec) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let (seg, end) = write_log(dir.path(), 10, Some(5));
+    flip(&seg, end - 3, 0x40);
+    let (_, rec) = Wal::open(dir.path(), options()).unwrap();
     assert_eq!(
         rec.entries.len(),
         9,
@@ -74,18 +105,15 @@ fn damage_after_the_committed_index_is_an_unfinished_append() {
 #[test]
 fn a_flipped_bit_in_a_committed_record_refuses_to_open_naming_file_and_offset() {
     let dir = ScratchDir::new("bitflip");
-    write_log(dir.path(), 10, Some(9));
-    let seg = segment(dir.path());
-    let mut bytes = fs::read(&seg).unwrap();
-    let record = bytes.len() / 10; // all records have the same size here
-    let target = 3 * record + record / 2;
-    bytes[target] ^= 0x01;
-    fs::write(&seg, &bytes).unwrap();
-    let err = Wal::open(dir.path(), WalOptions::default()).unwrap_err();
+    let (seg, end) = write_log(dir.path(), 10, Some(9));
+    let record = end / 10; // all records have the same size here
+    flip(&seg, 3 * record + record / 2, 0x01);
+    let damaged = fs::read(&seg).unwrap();
+    let err = Wal::open(dir.path(), options()).unwrap_err();
     match &err {
         WalError::Corrupt { file, offset, .. } => {
             assert_eq!(file, &seg);
-            assert_eq!(*offset, 3 * record as u64);
+            assert_eq!(*offset, 3 * record);
         }
         other => panic!("expected corruption, got {other}"),
     }
@@ -95,14 +123,29 @@ fn a_flipped_bit_in_a_committed_record_refuses_to_open_naming_file_and_offset() 
         "{text}"
     );
     // The file is left as it was for an operator to inspect.
-    assert_eq!(fs::read(&seg).unwrap(), bytes);
+    assert_eq!(fs::read(&seg).unwrap(), damaged);
+}
+
+#[test]
+fn a_zeroed_committed_record_refuses_to_open() {
+    // A committed record whose header reads as zeros (a lost block) with
+    // the rest of the log after it: not the end of the data.
+    let dir = ScratchDir::new("zeroed");
+    let (seg, end) = write_log(dir.path(), 10, Some(9));
+    let record = end / 10;
+    write_at(&seg, 4 * record, &[0; 16]);
+    let err = Wal::open(dir.path(), options()).unwrap_err();
+    assert!(
+        matches!(&err, WalError::Corrupt { file, offset, .. } if file == &seg && *offset == 4 * record),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_damaged_vote_file_refuses_to_open() {
     let dir = ScratchDir::new("vote");
     {
-        let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), options()).unwrap();
         wal.save_vote(&swarm_raft::Vote::new(3, 1)).unwrap();
     }
     let path = dir.path().join("vote");
@@ -110,7 +153,7 @@ fn a_damaged_vote_file_refuses_to_open() {
     let n = bytes.len() - 2;
     bytes[n] ^= 0x08;
     fs::write(&path, bytes).unwrap();
-    let err = Wal::open(dir.path(), WalOptions::default()).unwrap_err();
+    let err = Wal::open(dir.path(), options()).unwrap_err();
     assert!(err.to_string().contains("vote"), "{err}");
 }
 
@@ -122,6 +165,7 @@ fn segments_rotate_and_reopen_intact() {
             dir.path(),
             WalOptions {
                 max_segment_bytes: 300,
+                ..WalOptions::default()
             },
         )
         .unwrap();
@@ -137,6 +181,7 @@ fn segments_rotate_and_reopen_intact() {
         dir.path(),
         WalOptions {
             max_segment_bytes: 300,
+            ..WalOptions::default()
         },
     )
     .unwrap();

@@ -11,22 +11,31 @@
 //! committed                  <crc>\n<json>   written lazily, not synced
 //! ```
 //!
+//! Segments are preallocated to their full size (`fallocate`) when
+//! created, and records are written into that space: the file's size does
+//! not change with each append, so an `fdatasync` writes the data alone
+//! (on ext4 without a journal, growing the file costs a second write for
+//! the inode on every sync). The data of a segment ends where a record
+//! header is all zeros; beyond it, the segment is zeros.
+//!
 //! On open, every segment is read and every record's checksum verified. A
 //! damaged record at or below the last known committed index stops the
 //! open with [`WalError::Corrupt`] naming the file and offset: that data
 //! was acknowledged and is gone, and serving around it would be wrong. A
-//! damaged or partial record above it can only be an append that never
-//! finished its fsync (so it was never acknowledged): the log is cut there.
+//! damaged or partial record above it, or stray bytes after the end of
+//! the data, can only be an append that never finished its fsync (so it
+//! was never acknowledged): the log is cut there, and the space after the
+//! cut is zeroed again.
 
 pub(crate) mod meta;
 pub(crate) mod record;
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::codec::{CodecError, entry_from_bytes, entry_to_bytes};
+use crate::codec::{CodecError, encode_entry_to, entry_from_bytes, size_hint};
 use crate::types::{Entry, LogId, Vote};
 
 /// Why the log could not be read or written.
@@ -49,6 +58,15 @@ pub enum WalError {
         file: PathBuf,
         /// Byte offset of the damaged record.
         offset: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A snapshot file that fails its checksum or does not decode. Its
+    /// data is not used.
+    #[error("corrupt snapshot {}: {detail}", file.display())]
+    CorruptSnapshot {
+        /// The damaged file.
+        file: PathBuf,
         /// What is wrong.
         detail: String,
     },
@@ -79,14 +97,62 @@ impl WalError {
 pub struct WalOptions {
     /// A new segment is started once the current one exceeds this size.
     pub max_segment_bytes: u64,
+    /// Allocate each segment's space when it is created (see the module
+    /// documentation). Without it, every sync also writes the grown size.
+    pub preallocate: bool,
 }
 
 impl Default for WalOptions {
     fn default() -> Self {
         WalOptions {
             max_segment_bytes: 64 * 1024 * 1024,
+            preallocate: true,
         }
     }
+}
+
+/// Allocates the space of a segment up to `size` bytes (data already there
+/// is kept; the new space reads as zeros). A file system that cannot does
+/// without.
+fn preallocate(f: &File, path: &Path, size: u64) -> Result<(), WalError> {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::errno::Errno;
+        use nix::fcntl::{FallocateFlags, fallocate};
+        let len = i64::try_from(size).unwrap_or(i64::MAX);
+        match fallocate(f, FallocateFlags::empty(), 0, len) {
+            Ok(()) | Err(Errno::EOPNOTSUPP) => Ok(()),
+            Err(e) => Err(WalError::io(path, e.into())),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (f, path, size);
+        Ok(())
+    }
+}
+
+/// Whether `b` holds only zeros (compared in blocks: a preallocated
+/// segment is mostly zeros).
+fn all_zero(b: &[u8]) -> bool {
+    const ZEROS: [u8; 4096] = [0; 4096];
+    b.chunks(ZEROS.len()).all(|c| c == &ZEROS[..c.len()])
+}
+
+/// Cuts a segment's data at `len` and zeroes the space after it (stray
+/// bytes of an unfinished append must not be read back later), durably.
+fn cut(path: &Path, len: u64, options: &WalOptions) -> Result<File, WalError> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| WalError::io(path, e))?;
+    f.set_len(len).map_err(|e| WalError::io(path, e))?;
+    if options.preallocate {
+        preallocate(&f, path, options.max_segment_bytes)?;
+    }
+    f.sync_all().map_err(|e| WalError::io(path, e))?;
+    Ok(f)
 }
 
 /// What opening a log found.
@@ -134,6 +200,8 @@ pub struct Wal {
     segments: Vec<Segment>,
     /// The last segment, open for appending.
     file: Option<File>,
+    /// Where the data of the last segment ends (its file may be longer:
+    /// preallocated).
     file_len: u64,
     /// Location of every entry from `first_index` on.
     locs: VecDeque<Loc>,
@@ -208,7 +276,8 @@ impl Wal {
             let mut kept_any = false;
             loop {
                 let bad = match record::read(&data, offset) {
-                    record::Read::End => break,
+                    record::Read::End if all_zero(&data[offset..]) => break,
+                    record::Read::End => Some("stray bytes after the end of the data".to_string()),
                     record::Read::Record {
                         index,
                         payload,
@@ -266,14 +335,12 @@ impl Wal {
                     }
                     // An append that never completed: cut the log here.
                     tracing::warn!(file = %seg.path.display(), offset, %detail, "cutting unfinished tail of the log");
-                    recovered.truncated_tail += (data.len() - offset) as u64;
-                    let f = OpenOptions::new()
-                        .write(true)
-                        .open(&seg.path)
-                        .map_err(|e| WalError::io(&seg.path, e))?;
-                    f.set_len(offset as u64)
-                        .map_err(|e| WalError::io(&seg.path, e))?;
-                    f.sync_all().map_err(|e| WalError::io(&seg.path, e))?;
+                    let stray = data[offset..]
+                        .iter()
+                        .rposition(|b| *b != 0)
+                        .map_or(0, |p| p + 1);
+                    recovered.truncated_tail += stray as u64;
+                    cut(&seg.path, offset as u64, &wal.options)?;
                     cut_rest = true;
                     break;
                 }
@@ -289,9 +356,13 @@ impl Wal {
         }
         if let Some(last) = wal.segments.last() {
             let f = OpenOptions::new()
-                .append(true)
+                .read(true)
+                .write(true)
                 .open(&last.path)
                 .map_err(|e| WalError::io(&last.path, e))?;
+            if wal.options.preallocate {
+                preallocate(&f, &last.path, wal.options.max_segment_bytes)?;
+            }
             wal.file = Some(f);
         }
         if wal.dir_dirty {
@@ -312,7 +383,8 @@ impl Wal {
             return Ok(());
         };
         let mut want = self.next_index.unwrap_or(first.log_id.index);
-        let mut buf = Vec::new();
+        let mut buf =
+            Vec::with_capacity(entries.iter().map(|e| record::HEADER + size_hint(e)).sum());
         let mut offsets = Vec::with_capacity(entries.len());
         for e in entries {
             if e.log_id.index != want {
@@ -322,7 +394,7 @@ impl Wal {
                 });
             }
             offsets.push(buf.len() as u64);
-            record::encode(&mut buf, want, &entry_to_bytes(e));
+            record::encode_with(&mut buf, want, |out| encode_entry_to(out, e));
             want += 1;
         }
         if self.file.is_none()
@@ -337,7 +409,8 @@ impl Wal {
             .file
             .as_mut()
             .ok_or_else(|| WalError::io(path, std::io::Error::other("no open segment")))?;
-        file.write_all(&buf).map_err(|e| WalError::io(path, e))?;
+        file.write_all_at(&buf, self.file_len)
+            .map_err(|e| WalError::io(path, e))?;
         if self.locs.is_empty() {
             self.first_index = first.log_id.index;
         }
@@ -362,10 +435,14 @@ impl Wal {
         let path = self.dir.join(segment_name(first));
         let f = OpenOptions::new()
             .create(true)
-            .append(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
             .open(&path)
             .map_err(|e| WalError::io(&path, e))?;
-        f.set_len(0).map_err(|e| WalError::io(&path, e))?;
+        if self.options.preallocate {
+            preallocate(&f, &path, self.options.max_segment_bytes)?;
+        }
         self.segments.push(Segment { first, path });
         self.file = Some(f);
         self.file_len = 0;
@@ -409,14 +486,7 @@ impl Wal {
             }
         }
         let seg = &self.segments[loc.segment];
-        let f = OpenOptions::new()
-            .append(true)
-            .open(&seg.path)
-            .map_err(|e| WalError::io(&seg.path, e))?;
-        f.set_len(loc.offset)
-            .map_err(|e| WalError::io(&seg.path, e))?;
-        f.sync_all().map_err(|e| WalError::io(&seg.path, e))?;
-        self.file = Some(f);
+        self.file = Some(cut(&seg.path, loc.offset, &self.options)?);
         self.file_len = loc.offset;
         self.locs.truncate(k);
         self.next_index = Some(since);
@@ -484,6 +554,14 @@ impl Wal {
     /// Group-commit counters.
     pub fn stats(&self) -> WalStats {
         self.stats
+    }
+
+    /// The segment being appended to and where its data ends (the file
+    /// itself is longer when preallocated).
+    pub fn data_end(&self) -> Option<(PathBuf, u64)> {
+        self.segments
+            .last()
+            .map(|s| (s.path.clone(), self.file_len))
     }
 
     /// Paths of the segment files, oldest first.

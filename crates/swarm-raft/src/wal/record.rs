@@ -7,15 +7,25 @@ pub(crate) const HEADER: usize = 16;
 pub(crate) const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 
 /// Appends a record to `out`.
+#[cfg(test)]
 pub(crate) fn encode(out: &mut Vec<u8>, index: u64, payload: &[u8]) {
+    encode_with(out, index, |out| out.extend_from_slice(payload));
+}
+
+/// Appends a record whose payload `write` appends to `out` (no
+/// intermediate buffer).
+pub(crate) fn encode_with(out: &mut Vec<u8>, index: u64, write: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER]);
+    write(out);
     let idx = index.to_le_bytes();
+    let payload = &out[start + HEADER..];
     let crc = crc32c::crc32c_append(crc32c::crc32c(&idx), payload);
     // Payloads are bounded by the proposal limit (1.5 MB) far below 4 GiB.
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&idx);
-    out.extend_from_slice(payload);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    out[start + 8..start + HEADER].copy_from_slice(&idx);
 }
 
 /// What is found at an offset of a segment.
@@ -30,7 +40,8 @@ pub(crate) enum Read<'a> {
         /// Offset of the next record.
         next: usize,
     },
-    /// The end of the data.
+    /// The end of the data: no more bytes, or a header of zeros (a
+    /// record never starts with one: its length is never zero).
     End,
     /// Fewer bytes than the header or the payload needs: a write that did
     /// not finish.
@@ -44,7 +55,7 @@ pub(crate) fn read(buf: &[u8], offset: usize) -> Read<'_> {
     let Some(rest) = buf.get(offset..) else {
         return Read::Partial;
     };
-    if rest.is_empty() {
+    if rest.iter().take(HEADER).all(|b| *b == 0) {
         return Read::End;
     }
     if rest.len() < HEADER {
@@ -120,6 +131,14 @@ mod tests {
                 "bit {bit} undetected"
             );
         }
-        assert_eq!(read(&[0u8; 64], 0), Read::Bad, "zeroes are not a record");
+        assert_eq!(read(&[0u8; 64], 0), Read::End, "zeroes end the data");
+        assert_eq!(read(&[0u8; 5], 0), Read::End);
+        let mut zero_len = vec![0u8; 64];
+        zero_len[5] = 1;
+        assert_eq!(
+            read(&zero_len, 0),
+            Read::Bad,
+            "a damaged header is not an end"
+        );
     }
 }

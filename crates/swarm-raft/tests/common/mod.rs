@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use swarm_api::v1::{Annotations, Config, ConfigSpec};
 use swarm_raft::testing::ScratchDir;
 use swarm_raft::{Faults, NodeId, RaftConfig, RaftNode, RaftNodeBuilder, TcpConnector};
@@ -42,7 +43,12 @@ async fn serve(node: &RaftNode, listener: TcpListener) -> JoinHandle<()> {
     let router = tonic::transport::Server::builder()
         .add_service(node.raft_service())
         .add_service(node.membership_service());
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Small replies must not wait for Nagle's algorithm.
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+        let s = s?;
+        s.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(s)
+    });
     tokio::spawn(async move {
         let _ = router.serve_with_incoming(incoming).await;
     })
@@ -181,12 +187,24 @@ impl Cluster {
     }
 
     pub async fn restart(&mut self, id: NodeId) {
+        self.try_restart(id).await.unwrap();
+    }
+
+    /// Restarts a stopped manager; if it refuses to start, it stays
+    /// stopped and the error is returned.
+    pub async fn try_restart(&mut self, id: NodeId) -> anyhow::Result<()> {
         let (addr, dir) = self.stopped.remove(&id).unwrap();
         let listener = eventually("port", || async { TcpListener::bind(&addr).await.ok() }).await;
-        let m = start_member(id, listener, dir, &self.config, &self.faults)
-            .await
-            .unwrap();
-        self.managers.insert(id, m);
+        match start_member(id, listener, dir.clone(), &self.config, &self.faults).await {
+            Ok(m) => {
+                self.managers.insert(id, m);
+                Ok(())
+            }
+            Err(e) => {
+                self.stopped.insert(id, (addr, dir));
+                Err(e)
+            }
+        }
     }
 
     /// Writes `key = value` through any manager that takes it.

@@ -6,6 +6,12 @@
 //! that exactly what was acknowledged is there. [`OpenraftSuiteBuilder`]
 //! additionally runs openraft's own storage suite against our log and
 //! state machine.
+//!
+//! [`linearizable`] checks histories of concurrent register operations
+//! (recorded with [`history::History`]) for linearizability.
+
+pub mod history;
+pub mod linearizable;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -43,6 +49,7 @@ impl LogFactory for WalLogFactory {
             dir,
             WalOptions {
                 max_segment_bytes: 512,
+                ..WalOptions::default()
             },
         ) {
             Ok((log, _)) => log,
@@ -92,7 +99,7 @@ pub fn log_id(term: u64, index: u64) -> LogId {
 pub fn entry(term: u64, index: u64) -> Entry {
     Entry {
         log_id: log_id(term, index),
-        payload: EntryPayload::Normal(Proposal(StoreActionBatch::default())),
+        payload: EntryPayload::Normal(Proposal::new(StoreActionBatch::default())),
     }
 }
 
