@@ -136,14 +136,12 @@ async fn run(mgr: Handle) -> Vec<Figure> {
         needed as f64 / took.as_secs_f64()
     ));
     let mut fleet = Fleet::new(&addr, joined);
-    let mut figures = vec![
-        Figure::new(
-            format!("join through the CA ({} nodes)", fleet.joined()),
-            needed as f64 / took.as_secs_f64(),
-            "nodes/s",
-            Better::Higher,
-        ),
-    ];
+    let mut figures = vec![Figure::new(
+        format!("join through the CA ({} nodes)", fleet.joined()),
+        needed as f64 / took.as_secs_f64(),
+        "nodes/s",
+        Better::Higher,
+    )];
 
     if deploy {
         figures.extend(
@@ -177,24 +175,20 @@ async fn run(mgr: Handle) -> Vec<Figure> {
         figures.extend(idle::run(&cluster, &mut fleet, scaled(10_000)).await);
     }
     if down {
-        figures.extend(
-            down::run(
-                &cluster,
-                &mut fleet,
-                scaled(10_000),
-                scaled(1_000),
-                period,
-            )
-            .await,
-        );
+        figures
+            .extend(down::run(&cluster, &mut fleet, scaled(10_000), scaled(1_000), period).await);
     }
     let stats = &fleet.stats;
     out(format!(
         "agents: {} sessions opened, {} session errors, {} heartbeats answered, {} task updates sent",
         stats.sessions.load(std::sync::atomic::Ordering::Relaxed),
-        stats.session_errors.load(std::sync::atomic::Ordering::Relaxed),
+        stats
+            .session_errors
+            .load(std::sync::atomic::Ordering::Relaxed),
         stats.heartbeats.load(std::sync::atomic::Ordering::Relaxed),
-        stats.status_updates.load(std::sync::atomic::Ordering::Relaxed),
+        stats
+            .status_updates
+            .load(std::sync::atomic::Ordering::Relaxed),
     ));
     drop(fleet);
     cluster.stop(&mgr).await;
@@ -202,6 +196,11 @@ async fn run(mgr: Handle) -> Vec<Figure> {
 }
 
 fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
+    }
     raise_fd_limit();
     out(format!(
         "swarm-manager bench: {} cores, load average {} at start{}",

@@ -60,7 +60,9 @@ impl Agent {
     pub fn start(addr: &str, tls: &NodeTls, node_id: String, stats: Arc<Stats>) -> Agent {
         // The client TLS comes from a certificate just issued by the real
         // CA; failing to build it is a bench setup error.
-        let client_tls = tls.client_tls().expect("client TLS from a fresh enrollment");
+        let client_tls = tls
+            .client_tls()
+            .expect("client TLS from a fresh enrollment");
         let channel = NodeChannelBuilder::new(client_tls)
             .connect_timeout(Duration::from_secs(30))
             .connect_lazy(addr)
@@ -71,12 +73,7 @@ impl Agent {
             silent: AtomicBool::new(false),
             last_error: Mutex::new(None),
         });
-        let task = tokio::spawn(run(
-            client.clone(),
-            node_id.clone(),
-            shared.clone(),
-            stats,
-        ));
+        let task = tokio::spawn(run(client.clone(), node_id.clone(), shared.clone(), stats));
         Agent {
             node_id,
             client,

@@ -145,6 +145,25 @@ impl Cluster {
             .count()
     }
 
+    /// How many tasks of a service are in each state, for diagnostics.
+    pub fn task_states(&self, service: &str) -> String {
+        let mut counts = std::collections::BTreeMap::new();
+        for t in self
+            .manager
+            .store()
+            .view()
+            .find::<Task>(By::ServiceId(service))
+            .unwrap_or_default()
+        {
+            *counts.entry(t.state()).or_insert(0usize) += 1;
+        }
+        counts
+            .iter()
+            .map(|(s, n)| format!("{} {n}", s.as_str_name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Nodes among `ids` that are DOWN.
     pub fn down(&self, ids: &[String]) -> usize {
         let view = self.manager.store().view();

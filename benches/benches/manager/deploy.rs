@@ -32,6 +32,7 @@ pub async fn run(
     let started = Instant::now();
     let id = cluster.create_service(&name, replicas).await;
     let mut half = None;
+    let mut next_progress = Duration::from_secs(5);
     let limit = Duration::from_secs(120);
     loop {
         let running = cluster.running(&id) as u64;
@@ -43,9 +44,18 @@ pub async fn run(
         }
         if started.elapsed() > limit {
             out(format!(
-                "only {running} of {replicas} tasks RUNNING after {limit:?}"
+                "only {running} of {replicas} tasks RUNNING after {limit:?}: {}",
+                cluster.task_states(&id)
             ));
             break;
+        }
+        if started.elapsed() > next_progress {
+            out(format!(
+                "  {:?}: {}",
+                started.elapsed(),
+                cluster.task_states(&id)
+            ));
+            next_progress += Duration::from_secs(5);
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
