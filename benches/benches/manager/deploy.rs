@@ -32,7 +32,13 @@ pub async fn run(
     let started = Instant::now();
     let id = cluster.create_service(&name, replicas).await;
     let mut half = None;
-    let mut next_progress = Duration::from_secs(5);
+    // SWARM_BENCH_TRACE=1 prints the tasks' states every 250 ms.
+    let step = if std::env::var_os("SWARM_BENCH_TRACE").is_some() {
+        Duration::from_millis(250)
+    } else {
+        Duration::from_secs(5)
+    };
+    let mut next_progress = step;
     let limit = Duration::from_secs(120);
     loop {
         let running = cluster.running(&id) as u64;
@@ -55,7 +61,7 @@ pub async fn run(
                 started.elapsed(),
                 cluster.task_states(&id)
             ));
-            next_progress += Duration::from_secs(5);
+            next_progress += step;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
