@@ -17,10 +17,16 @@ use tonic::transport::Channel;
 
 use crate::cpu::MANAGER_THREAD;
 
-/// The manager's runtime: two workers (the machine has two cores).
+/// The manager's runtime: one worker per core (`SWARM_BENCH_MANAGER_THREADS`
+/// to change).
 pub fn manager_runtime() -> Runtime {
+    let workers = std::env::var("SWARM_BENCH_MANAGER_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(crate::cpu::cores)
+        .max(1);
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .thread_name(MANAGER_THREAD)
         // Blocking threads that exit take their CPU time with them: keep
         // them for the whole run.
