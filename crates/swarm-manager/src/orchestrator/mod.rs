@@ -40,4 +40,6 @@ pub use restart::RESTART_HISTORY_LABEL;
 pub use run::run;
 
 #[cfg(test)]
+mod large_tests;
+#[cfg(test)]
 mod tests;

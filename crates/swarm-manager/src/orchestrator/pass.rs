@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::SystemTime;
 
 use swarm_api::v1::service_spec::Mode;
-use swarm_api::v1::{Node, Service, Task};
+use swarm_api::v1::{Node, Service, Task, TaskState};
 use swarm_store::{By, ReadTx, Store, StoreError, Tx};
 
 use super::plan::{Group, Plan};
@@ -75,42 +75,82 @@ pub(crate) fn plan(view: &ReadTx, scope: &Scope, now: SystemTime) -> Plan {
     plan
 }
 
-/// Writes one group inside a transaction; all or nothing.
-fn apply(tx: &mut Tx, g: &Group) -> Result<(), StoreError> {
-    if let Some(s) = &g.service {
-        tx.update(s.clone())?;
-    }
-    for (id, state) in &g.desired {
-        let Some(t) = tx.get::<Task>(id) else {
-            continue;
-        };
-        if t.desired_state() < *state {
-            let mut t = (*t).clone();
-            t.set_desired_state(*state);
-            tx.update(t)?;
+/// Changes per atomic piece of a group. A group can be far larger than one
+/// raft proposal (a service of 10,000 replicas created, scaled down or
+/// removed at once), so it is written in pieces of this many task changes.
+const PIECE: usize = 100;
+
+/// One task change of a group.
+enum Change<'a> {
+    Desired(&'a str, TaskState),
+    Delete(&'a str),
+    Create(&'a Task),
+}
+
+fn changes(g: &Group) -> Vec<Change<'_>> {
+    let desired = g.desired.iter().map(|(id, s)| Change::Desired(id, *s));
+    let deletes = g.deletes.iter().map(|id| Change::Delete(id));
+    let creates = g.creates.iter().map(Change::Create);
+    desired.chain(deletes).chain(creates).collect()
+}
+
+fn apply(tx: &mut Tx, c: &Change<'_>) -> Result<(), StoreError> {
+    match c {
+        Change::Desired(id, state) => {
+            let Some(t) = tx.get::<Task>(id) else {
+                return Ok(());
+            };
+            if t.desired_state() < *state {
+                let mut t = (*t).clone();
+                t.set_desired_state(*state);
+                tx.update(t)?;
+            }
         }
-    }
-    for id in &g.deletes {
-        if tx.get::<Task>(id).is_some() {
-            tx.delete::<Task>(id)?;
+        Change::Delete(id) => {
+            if tx.get::<Task>(id).is_some() {
+                tx.delete::<Task>(id)?;
+            }
         }
-    }
-    for t in &g.creates {
-        tx.create(t.clone())?;
+        Change::Create(t) => {
+            tx.create((*t).clone())?;
+        }
     }
     Ok(())
 }
 
 /// Commits a plan; returns how many groups could not be written (a
 /// concurrent writer got there first: the next pass decides again).
+///
+/// Each group is written in atomic pieces of [`PIECE`] task changes; the
+/// first piece carries the service write, so a group whose service moved
+/// since the pass read it is dropped whole. A later piece that fails stops
+/// its group there: what was written stays, and the next pass, which
+/// decides from the store alone, carries on from it.
 pub(crate) async fn commit(store: &Store, plan: &Plan) -> usize {
     let mut failed = 0;
     let result = store
         .batch(|b| {
             for g in &plan.groups {
-                if let Err(e) = b.update(|tx| apply(tx, g)) {
+                let changes = changes(g);
+                let mut pieces = changes.chunks(PIECE);
+                let first = pieces.next().unwrap_or_default();
+                let written = b.update(|tx| {
+                    if let Some(s) = &g.service {
+                        tx.update(s.clone())?;
+                    }
+                    first.iter().try_for_each(|c| apply(tx, c))
+                });
+                if let Err(e) = written {
                     tracing::debug!(error = %e, "orchestrator change not applied; retrying");
                     failed += 1;
+                    continue;
+                }
+                for piece in pieces {
+                    if let Err(e) = b.update(|tx| piece.iter().try_for_each(|c| apply(tx, c))) {
+                        tracing::debug!(error = %e, "orchestrator change not applied; retrying");
+                        failed += 1;
+                        break;
+                    }
                 }
             }
             Ok::<(), StoreError>(())

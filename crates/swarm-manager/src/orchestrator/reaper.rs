@@ -62,7 +62,5 @@ pub(crate) fn reap(
 }
 
 fn pending_remove(g: &Group, t: &Task) -> bool {
-    g.desired
-        .iter()
-        .any(|(id, s)| *id == t.id && *s >= TaskState::Remove)
+    g.desired_for(&t.id).is_some_and(|s| s >= TaskState::Remove)
 }
