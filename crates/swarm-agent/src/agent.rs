@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
-use swarm_api::v1::{NodeAvailability, NodeDescription, TaskStatusUpdate};
+use swarm_api::v1::{NodeAvailability, NodeDescription, NodeRole, TaskStatusUpdate};
 use swarm_pki::renewal::{Renewal, plan_renewal};
 use swarm_pki::{CredentialStore, Enrollment, JoinError, JoinOptions, JoinToken, NodeTls};
 use tokio::sync::watch;
@@ -212,6 +212,7 @@ pub struct AgentHandle {
     worker: Arc<Worker>,
     stop: watch::Sender<bool>,
     connected: watch::Receiver<bool>,
+    role: watch::Receiver<NodeRole>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -268,6 +269,8 @@ impl Agent {
         let (stop, stop_rx) = watch::channel(false);
         let (connected_tx, connected) = watch::channel(false);
         let (channel_tx, channel_rx) = watch::channel(None);
+        let renew_now = Arc::new(tokio::sync::Notify::new());
+        let (role_tx, role) = watch::channel(tls.credentials.current().identity().role);
         let backoff = Backoff::new(self.config.backoff.0, self.config.backoff.1);
         let publisher = tokio::spawn(crate::log_publisher::run(LogPublisher {
             worker: worker.clone(),
@@ -287,13 +290,22 @@ impl Agent {
             connected: connected_tx,
             channel: channel_tx,
             backoff,
+            renew_now: renew_now.clone(),
         }));
-        let renewals = tokio::spawn(renewal_loop(tls, store, managers, stop_rx));
+        let renewals = tokio::spawn(renewal_loop(Renewals {
+            tls,
+            store,
+            managers,
+            stop: stop_rx,
+            now: renew_now,
+            role: role_tx,
+        }));
         Ok(AgentHandle {
             node_id,
             worker,
             stop,
             connected,
+            role,
             tasks: vec![sessions, publisher, renewals],
         })
     }
@@ -388,6 +400,14 @@ impl AgentHandle {
         let _ = rx.wait_for(|c| *c).await;
     }
 
+    /// The role of the node's current certificate, updated when a renewal
+    /// brings a new one: a promotion shows here as [`NodeRole::Manager`]
+    /// once the certificate says so (an embedding daemon then starts its
+    /// manager), a demotion as [`NodeRole::Worker`].
+    pub fn role(&self) -> watch::Receiver<NodeRole> {
+        self.role.clone()
+    }
+
     /// Stops the session, renewal and task runners. Tasks stay recorded
     /// in the state directory; the processes of the process executor stop
     /// with the agent.
@@ -411,6 +431,7 @@ struct SessionLoop {
     connected: watch::Sender<bool>,
     channel: watch::Sender<Option<tonic::transport::Channel>>,
     backoff: Backoff,
+    renew_now: Arc<tokio::sync::Notify>,
 }
 
 async fn session_loop(mut s: SessionLoop) {
@@ -439,6 +460,7 @@ async fn session_loop(mut s: SessionLoop) {
                 stop: &mut s.stop,
                 connected: &s.connected,
                 channel: &s.channel,
+                renew_now: &s.renew_now,
             },
         )
         .await;
@@ -466,15 +488,36 @@ async fn session_loop(mut s: SessionLoop) {
     }
 }
 
-/// Renews the node certificate at a random point between 50% and 80% of
-/// its life, retrying with backoff.
-async fn renewal_loop(
+/// What the renewal loop works with.
+struct Renewals {
     tls: NodeTls,
     store: CredentialStore,
     managers: Arc<Mutex<Managers>>,
-    mut stop: watch::Receiver<bool>,
-) {
+    stop: watch::Receiver<bool>,
+    /// Renew at once (the node's role changed).
+    now: Arc<tokio::sync::Notify>,
+    /// The role of the current certificate.
+    role: watch::Sender<NodeRole>,
+}
+
+/// Shortest time between two renewals asked for by a role change, so a
+/// manager whose view lags cannot make the agent renew in a loop.
+const MIN_ROLE_RENEWAL_GAP: Duration = Duration::from_secs(1);
+
+/// Renews the node certificate at a random point between 50% and 80% of
+/// its life, or at once when the node's role changed, retrying with
+/// backoff; publishes the role of each new certificate.
+async fn renewal_loop(r: Renewals) {
+    let Renewals {
+        tls,
+        store,
+        managers,
+        mut stop,
+        now,
+        role,
+    } = r;
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    let mut last_forced: Option<tokio::time::Instant> = None;
     loop {
         let identity = tls.credentials.current().identity().clone();
         let plan = plan_renewal(&identity, SystemTime::now(), &mut rand::rng());
@@ -492,6 +535,16 @@ async fn renewal_loop(
         tokio::select! {
             _ = stop.changed() => return,
             () = tokio::time::sleep(wait) => {}
+            () = now.notified() => {
+                if let Some(at) = last_forced {
+                    let due = at + MIN_ROLE_RENEWAL_GAP;
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        () = tokio::time::sleep_until(due) => {}
+                    }
+                }
+                last_forced = Some(tokio::time::Instant::now());
+            }
         }
         let options = JoinOptions {
             store: Some(store.clone()),
@@ -505,7 +558,9 @@ async fn renewal_loop(
         match result.and_then(|e| tls.apply(e)) {
             Ok(()) => {
                 backoff.reset();
-                tracing::info!(node = %identity.node_id, "node certificate renewed");
+                let renewed = tls.credentials.current().identity().role;
+                tracing::info!(node = %identity.node_id, role = ?renewed, "node certificate renewed");
+                role.send_if_modified(|r| std::mem::replace(r, renewed) != renewed);
             }
             Err(e) => {
                 let delay = backoff.next(&mut rand::rng());

@@ -44,6 +44,10 @@ pub(crate) struct SessionContext<'a> {
     /// The channel of the open session (to the leader), shared with the
     /// log publisher ([`crate::logs`]); `None` between sessions.
     pub(crate) channel: &'a watch::Sender<Option<Channel>>,
+    /// Woken when the managers' view of this node's role differs from
+    /// its certificate's: the renewal loop renews at once (a promotion or
+    /// demotion takes effect through the new certificate).
+    pub(crate) renew_now: &'a tokio::sync::Notify,
 }
 
 /// Records a follower's redirect to the leader, if `status` carries one.
@@ -66,6 +70,17 @@ pub(crate) fn note_redirect(status: &tonic::Status, managers: &Mutex<Managers>) 
 }
 
 fn apply_session_message(msg: &SessionMessage, ctx: &SessionContext<'_>) {
+    if let Some(node) = &msg.node {
+        let held = ctx.tls.credentials.current().identity().role;
+        if node.role() != held {
+            tracing::info!(
+                certificate = ?held,
+                managers_say = ?node.role(),
+                "the node's role changed: renewing the certificate now"
+            );
+            ctx.renew_now.notify_one();
+        }
+    }
     let changed = {
         let mut m = ctx.managers.lock();
         m.update(&msg.managers).then(|| m.addrs())

@@ -35,6 +35,10 @@ pub enum ManagerError {
     /// run as an agent, not as a manager.
     #[error("the token is a worker token: a manager needs the manager join token")]
     WorkerToken,
+    /// Started as a promoted node, but the node's certificate still names
+    /// a worker: the promotion has not reached the certificate yet.
+    #[error("node {0} holds a worker certificate: it has not been promoted (yet)")]
+    NotPromoted(String),
     /// A listener could not be opened.
     #[error("listening on {addr}: {source}")]
     Listen {

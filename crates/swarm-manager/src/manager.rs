@@ -10,8 +10,8 @@ use futures::StreamExt;
 use swarm_api::v1::raft_membership_client::RaftMembershipClient;
 use swarm_api::v1::*;
 use swarm_pki::{
-    ClusterCa, CredentialStore, JoinOptions, JoinToken, JoinTokens, NodeCredentials, NodeKey,
-    NodeTls, RootCa, ServerTlsBuilder,
+    ClusterCa, CredentialStore, JoinOptions, JoinToken, JoinTokens, NodeCredentials, NodeIdentity,
+    NodeKey, NodeTls, RootCa, ServerTlsBuilder,
 };
 use swarm_raft::{Connector, RaftConfig, RaftNode, RaftNodeBuilder};
 use swarm_store::Store;
@@ -45,6 +45,7 @@ pub struct ManagerBuilder {
     advertise: Option<String>,
     control_socket: Option<PathBuf>,
     join: Option<(String, String)>,
+    promoted: Option<Vec<String>>,
     raft: RaftConfig,
     dispatcher: DispatcherConfig,
     scheduler: SchedulerFactory,
@@ -63,6 +64,7 @@ impl ManagerBuilder {
             advertise: None,
             control_socket: None,
             join: None,
+            promoted: None,
             raft: RaftConfig::default(),
             dispatcher: DispatcherConfig::default(),
             scheduler: Arc::new(|| Box::new(swarm_scheduler::ClusterScheduler::new())),
@@ -88,6 +90,18 @@ impl ManagerBuilder {
     /// Serve the control API on a unix socket too (for a local CLI).
     pub fn control_socket(mut self, path: impl Into<PathBuf>) -> Self {
         self.control_socket = Some(path.into());
+        self
+    }
+
+    /// Become a manager of the cluster this node already belongs to as a
+    /// worker that was promoted: the state directory holds the node's
+    /// certificate, renewed with the manager role (the agent renews it when
+    /// the managers report the promotion), and the manager joins raft
+    /// through the first of `managers` that answers. Used only when the
+    /// state directory holds no manager yet; a certificate that still
+    /// says worker is refused with [`ManagerError::NotPromoted`].
+    pub fn promoted(mut self, managers: Vec<String>) -> Self {
+        self.promoted = Some(managers);
         self
     }
 
@@ -315,14 +329,15 @@ async fn start(b: ManagerBuilder) -> Result<Manager, ManagerError> {
     let mut fresh: Option<(ClusterCa, JoinTokens)> = None;
     let state = match ManagerState::load(&b.state_dir)? {
         Some(s) => s,
-        None => match &b.join {
-            None => {
+        None => match (&b.join, &b.promoted) {
+            (Some((addr, token)), _) => {
+                join_identity(&b.state_dir, addr, token, &advertise, b.availability).await?
+            }
+            (None, Some(managers)) => promoted_identity(&b.state_dir, managers, &advertise).await?,
+            (None, None) => {
                 let (s, ca, tokens) = init_identity(&b.state_dir)?;
                 fresh = Some((ca, tokens));
                 s
-            }
-            Some((addr, token)) => {
-                join_identity(&b.state_dir, addr, token, &advertise, b.availability).await?
             }
         },
     };
@@ -330,13 +345,17 @@ async fn start(b: ManagerBuilder) -> Result<Manager, ManagerError> {
     let connector: Arc<dyn Connector> = Arc::new(MtlsConnector::new(tls.clone()));
 
     if b.force_new_cluster {
-        RaftNode::force_new_cluster(&b.state_dir.join("raft"), state.raft_id, &advertise)?;
+        RaftNode::force_new_cluster(
+            &b.state_dir.join(crate::state::RAFT_DIR),
+            state.raft_id,
+            &advertise,
+        )?;
     }
     let store = Store::new();
     let raft = RaftNodeBuilder::new(
         state.raft_id,
         advertise.clone(),
-        b.state_dir.join("raft"),
+        b.state_dir.join(crate::state::RAFT_DIR),
         store.clone(),
         connector.clone(),
     )
@@ -478,6 +497,17 @@ async fn join_identity(
         return Err(ManagerError::WorkerToken);
     }
     let tls = NodeTls::new(enrollment).map_err(pki)?;
+    raft_join(tls, addr, advertise, identity).await
+}
+
+/// Joins raft through the manager at `addr` with this node's manager
+/// certificate.
+async fn raft_join(
+    tls: NodeTls,
+    addr: &str,
+    advertise: &str,
+    identity: NodeIdentity,
+) -> Result<ManagerState, ManagerError> {
     let channel = MtlsConnector::new(tls)
         .channel(addr)
         .map_err(|e| ManagerError::Join(e.to_string()))?;
@@ -494,6 +524,31 @@ async fn join_identity(
         raft_id: joined.raft_id,
         cluster_id: identity.cluster_id,
     })
+}
+
+/// A promoted worker becomes a manager: its stored certificate must say
+/// manager; it joins raft through the first manager that accepts.
+async fn promoted_identity(
+    dir: &Path,
+    managers: &[String],
+    advertise: &str,
+) -> Result<ManagerState, ManagerError> {
+    let tls = load_tls(dir)?;
+    let identity = tls.credentials.current().identity().clone();
+    if identity.role != NodeRole::Manager {
+        return Err(ManagerError::NotPromoted(identity.node_id));
+    }
+    let mut last = ManagerError::Join("no manager address to join through".into());
+    for addr in managers {
+        match raft_join(tls.clone(), addr, advertise, identity.clone()).await {
+            Ok(state) => return Ok(state),
+            Err(e) => {
+                tracing::warn!(manager = %addr, error = %e, "joining raft after promotion");
+                last = e;
+            }
+        }
+    }
+    Err(last)
 }
 
 /// The objects of a new cluster: the cluster (CA, tokens, defaults), the

@@ -17,6 +17,9 @@ pub struct ManagerState {
     pub cluster_id: String,
 }
 
+/// The raft directory inside a manager's state directory.
+pub const RAFT_DIR: &str = "raft";
+
 fn path(dir: &Path) -> PathBuf {
     dir.join("manager.json")
 }
@@ -50,5 +53,24 @@ impl ManagerState {
             path: p.clone(),
             source: std::io::Error::other(e.to_string()),
         })
+    }
+
+    /// Forgets that this state directory holds a manager: removes
+    /// `manager.json` and the raft directory (a demoted node's raft log is
+    /// of no use: it was removed from the cluster's membership). The
+    /// node's certificates stay.
+    pub fn remove(dir: &Path) -> Result<(), ManagerError> {
+        let p = path(dir);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(ManagerError::State { path: p, source }),
+        }
+        let raft = dir.join(RAFT_DIR);
+        match std::fs::remove_dir_all(&raft) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(ManagerError::State { path: raft, source }),
+        }
     }
 }

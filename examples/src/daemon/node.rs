@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use swarm_api::v1::control_client::ControlClient;
-use swarm_api::v1::{GetNodeRequest, NodeAvailability, UpdateNodeRequest};
+use swarm_api::v1::{GetNodeRequest, NodeAvailability, NodeRole, UpdateNodeRequest};
 use swarm_manager::state::ManagerState;
 use swarm_manager::{Manager, ManagerBuilder, ManagerError};
 use swarm_raft::RaftConfig;
+use tokio::sync::watch;
 
 use super::cli::{Command, NodeOptions};
 use super::worker::{self, Worker, WorkerConfig};
@@ -172,10 +173,7 @@ pub async fn run(cmd: Command) -> Result<()> {
     }
     if found == Existing::Worker {
         let w = start_worker(&opts, Vec::new(), None).await?;
-        let signal = terminated().await?;
-        tracing::info!(signal, "shutting down");
-        w.shutdown().await;
-        return Ok(());
+        return serve(&opts, None, Some(w)).await;
     }
 
     let mut b = builder(&opts)?.force_new_cluster(force_new);
@@ -193,10 +191,7 @@ pub async fn run(cmd: Command) -> Result<()> {
                 "This node joined a swarm as a worker ({}).\n",
                 w.node_id()
             ));
-            let signal = terminated().await?;
-            tracing::info!(signal, "shutting down");
-            w.shutdown().await;
-            return Ok(());
+            return serve(&opts, None, Some(w)).await;
         }
         Err(e) => return Err(e).context("starting the manager"),
     };
@@ -233,13 +228,107 @@ pub async fn run(cmd: Command) -> Result<()> {
             }
         }
     };
-    let signal = terminated().await?;
-    tracing::info!(signal, "shutting down");
+    serve(&opts, Some(manager), worker).await
+}
+
+/// Runs the node until a signal, following its role: when the agent's
+/// certificate turns to manager (a promotion) the manager starts and joins
+/// raft; when it turns to worker (a demotion, after the leader removed it
+/// from raft) the manager stops and its raft state is removed, so a
+/// restart comes back as a worker. The agent and its tasks keep running
+/// through both.
+async fn serve(
+    opts: &NodeOptions,
+    mut manager: Option<Manager>,
+    worker: Option<Worker>,
+) -> Result<()> {
+    let mut roles = worker.as_ref().map(Worker::role);
+    let signal = terminated();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            s = &mut signal => {
+                tracing::info!(signal = s?, "shutting down");
+                break;
+            }
+            role = role_change(&mut roles) => match (role, manager.is_some()) {
+                (NodeRole::Manager, false) => manager = Some(promote(opts).await?),
+                (NodeRole::Worker, true) => {
+                    if let Some(m) = manager.take() {
+                        demote(opts, m).await?;
+                    }
+                }
+                _ => {}
+            },
+        }
+    }
     if let Some(w) = worker {
         w.shutdown().await;
     }
-    manager.shutdown().await;
+    if let Some(m) = manager {
+        m.shutdown().await;
+    }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// The next role the agent's certificate takes; never resolves once the
+/// agent is gone (or when there is none).
+async fn role_change(roles: &mut Option<watch::Receiver<NodeRole>>) -> NodeRole {
+    if let Some(rx) = roles {
+        if rx.changed().await.is_ok() {
+            return *rx.borrow_and_update();
+        }
+        *roles = None;
+    }
+    std::future::pending().await
+}
+
+/// How long a promoted node keeps trying to join raft.
+const PROMOTION_ATTEMPTS: u32 = 30;
+
+/// Starts the manager of a promoted node, joining raft through the
+/// managers the agent knows.
+async fn promote(opts: &NodeOptions) -> Result<Manager> {
+    tracing::info!("the node was promoted: starting the manager");
+    let mut attempt = 0;
+    loop {
+        let managers = swarm_agent::managers::load_remembered(
+            &opts.state_dir.join(swarm_agent::managers::MANAGERS_FILE),
+        );
+        match builder(opts)?.promoted(managers).start().await {
+            Ok(m) => {
+                tracing::info!(
+                    node_id = m.node_id(),
+                    addr = m.addr(),
+                    "manager started after promotion"
+                );
+                out(&format!(
+                    "This node was promoted to a manager ({}).\n",
+                    m.node_id()
+                ));
+                return Ok(m);
+            }
+            Err(e) if attempt + 1 < PROMOTION_ATTEMPTS => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "starting the manager after promotion; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e).context("starting the manager after promotion"),
+        }
+    }
+}
+
+/// Stops the manager of a demoted node and removes its raft state (the
+/// leader removed it from raft before its certificate turned to worker).
+async fn demote(opts: &NodeOptions, manager: Manager) -> Result<()> {
+    tracing::info!(
+        node_id = manager.node_id(),
+        "the node was demoted: stopping the manager"
+    );
+    manager.shutdown().await;
+    ManagerState::remove(&opts.state_dir).context("removing the manager state")?;
+    out("This node was demoted to a worker.\n");
     Ok(())
 }
 

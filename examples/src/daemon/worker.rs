@@ -73,6 +73,11 @@ impl Worker {
         self.handle.node_id()
     }
 
+    /// The role of the node's certificate, following renewals.
+    pub fn role(&self) -> tokio::sync::watch::Receiver<swarm_api::v1::NodeRole> {
+        self.handle.role()
+    }
+
     /// Stops the worker and its tasks' supervision.
     pub async fn shutdown(self) {
         self.handle.shutdown().await;
