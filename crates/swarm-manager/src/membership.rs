@@ -122,6 +122,11 @@ async fn reconcile_roles(store: &Store, raft: &RaftNode) -> Result<(), String> {
     let status = raft.status().map_err(|e| e.to_string())?;
     for node in store.view().all::<Node>() {
         let desired = node.spec.as_ref().map_or(node.role(), |s| s.desired_role());
+        if desired == NodeRole::Worker && node.role() == NodeRole::Worker {
+            // Most nodes: nothing to do, and nothing to copy (this runs
+            // twice a second over every node).
+            continue;
+        }
         let raft_id = node
             .manager_status
             .as_ref()
