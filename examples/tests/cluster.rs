@@ -19,28 +19,12 @@ use swarm_examples::local::{
 /// The nodes' addresses: 127.0.9.1-7 (the demo uses 127.0.0.x).
 const NET: &str = "127.0.9";
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind(format!("{NET}.1:0")).unwrap();
-    l.local_addr().unwrap().port()
-}
-
 fn cluster() -> LocalCluster {
     let bins = Binaries {
         swarmd: env!("CARGO_BIN_EXE_swarmd").into(),
         swarmctl: env!("CARGO_BIN_EXE_swarmctl").into(),
     };
-    let root = std::env::temp_dir().join(format!("swarm-e2e-cluster-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    LocalCluster::new(
-        bins,
-        ClusterOptions {
-            root,
-            port: free_port(),
-            raft_tick: "100ms".into(),
-            keep: false,
-        },
-    )
-    .unwrap()
+    LocalCluster::new(bins, ClusterOptions::for_test(NET, "cluster").unwrap()).unwrap()
 }
 
 /// Running tasks per node name, by the managers' account.

@@ -20,25 +20,11 @@ const NET: &str = "127.0.11";
 const COUNTER: &str = "i=0; while :; do i=$((i+1)); echo line $i; sleep 0.2; done";
 
 fn cluster() -> LocalCluster {
-    let port = {
-        let l = std::net::TcpListener::bind(format!("{NET}.1:0")).unwrap();
-        l.local_addr().unwrap().port()
+    let bins = Binaries {
+        swarmd: env!("CARGO_BIN_EXE_swarmd").into(),
+        swarmctl: env!("CARGO_BIN_EXE_swarmctl").into(),
     };
-    let root = std::env::temp_dir().join(format!("swarm-e2e-logs-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    LocalCluster::new(
-        Binaries {
-            swarmd: env!("CARGO_BIN_EXE_swarmd").into(),
-            swarmctl: env!("CARGO_BIN_EXE_swarmctl").into(),
-        },
-        ClusterOptions {
-            root,
-            port,
-            raft_tick: "100ms".into(),
-            keep: false,
-        },
-    )
-    .unwrap()
+    LocalCluster::new(bins, ClusterOptions::for_test(NET, "logs").unwrap()).unwrap()
 }
 
 /// `line N` of a printed log line, checking its prefix.

@@ -134,6 +134,33 @@ pub struct ClusterOptions {
     pub keep: bool,
 }
 
+impl ClusterOptions {
+    /// Options for a test cluster whose nodes live on `net.1`, `net.2`, ...
+    /// (e.g. `net` = `127.0.12`): a port free on `net.1`, a fresh root
+    /// under the temporary directory named after `tag` and this process,
+    /// 100 ms raft ticks, files removed when the cluster is dropped.
+    pub fn for_test(net: &str, tag: &str) -> Result<ClusterOptions, LocalError> {
+        let probe = format!("{net}.1:0");
+        let port = std::net::TcpListener::bind(&probe)
+            .and_then(|l| l.local_addr())
+            .map_err(io("finding a free port"))?
+            .port();
+        let root = std::env::temp_dir().join(format!("swarm-e2e-{tag}-{}", std::process::id()));
+        match std::fs::remove_dir_all(&root) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io("clearing the cluster's directory")(e));
+            }
+            _ => {}
+        }
+        Ok(ClusterOptions {
+            root,
+            port,
+            raft_tick: "100ms".into(),
+            keep: false,
+        })
+    }
+}
+
 /// A cluster of `swarmd` processes. See the [module docs](self).
 #[derive(Debug)]
 pub struct LocalCluster {
