@@ -91,6 +91,30 @@ async fn service_logs_prints_the_tail_then_follows() {
     let n = number(&tail[0], &prefix);
     assert_eq!(number(&tail[1], &prefix), n + 1, "{tail:?}");
 
+    // Timestamps after the bar; `--since` a line's own time starts at it.
+    let out = c.ctl(&["service", "logs", "--timestamps", "web"]).unwrap();
+    let stamped: Vec<(String, String)> = out
+        .lines()
+        .map(|l| {
+            let (p, rest) = l.split_once(" | ").unwrap();
+            let (at, text) = rest.split_once(' ').unwrap();
+            humantime::parse_rfc3339(at).unwrap_or_else(|e| panic!("{at:?}: {e}"));
+            (at.to_string(), format!("{p} | {text}"))
+        })
+        .collect();
+    assert!(stamped.len() >= 4, "{out}");
+    let (at, from) = &stamped[2];
+    let since = c.ctl(&["service", "logs", "--since", at, "web"]).unwrap();
+    let first = since
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("nothing --since {at}"));
+    assert_eq!(
+        number(first, &prefix),
+        number(from, &prefix),
+        "--since {at} starts at that line"
+    );
+
     // Following: the last line, then the ones after it, in order.
     let mut follow = Command::new(env!("CARGO_BIN_EXE_swarmctl"))
         .arg("--socket")

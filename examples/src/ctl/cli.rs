@@ -178,6 +178,13 @@ pub enum ServiceCmd {
         /// Only the last N lines of each task.
         #[arg(long, short = 'n')]
         tail: Option<i64>,
+        /// Only lines since a time (RFC 3339, e.g. 2026-11-21T10:00:00Z)
+        /// or for a duration back from now (e.g. 10m, 1h30m).
+        #[arg(long)]
+        since: Option<String>,
+        /// Show each line's time.
+        #[arg(long, short = 't')]
+        timestamps: bool,
     },
 }
 

@@ -5,6 +5,7 @@
 //! what was given and say what was expected.
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use swarm_api::EnumName;
 use swarm_api::v1::service_spec::Mode;
@@ -276,6 +277,23 @@ pub fn duration(flag: &'static str, s: &str) -> Result<std::time::Duration, Flag
     humantime::parse_duration(s).map_err(|e| err(flag, s, e.to_string()))
 }
 
+/// A point in time given as RFC 3339 (`2026-11-21T10:00:00Z`) or as a
+/// duration back from `now` (`10m`, `1h30m`), as `docker logs --since`.
+pub fn since(flag: &'static str, s: &str, now: SystemTime) -> Result<SystemTime, FlagError> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t);
+    }
+    let back = humantime::parse_duration(s).map_err(|_| {
+        err(
+            flag,
+            s,
+            "expected a time (2026-11-21T10:00:00Z) or a duration (10m, 1h30m)".to_string(),
+        )
+    })?;
+    now.checked_sub(back)
+        .ok_or_else(|| err(flag, s, "too far back".to_string()))
+}
+
 /// An enum flag by its short name (`on-failure`, `rollback`, `drain`).
 pub fn enum_value<E: EnumName>(flag: &'static str, s: &str) -> Result<E, FlagError> {
     E::parse_name(s).map_err(|e| err(flag, s, e.to_string()))
@@ -361,5 +379,17 @@ mod tests {
         assert_eq!(l.get("a").unwrap(), "b");
         assert_eq!(l.get("c").unwrap(), "");
         assert!(key_value("--env", "=x").is_err());
+    }
+
+    #[test]
+    fn since_takes_a_time_or_a_duration_back() {
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        assert_eq!(
+            since("--since", "10m", now).unwrap(),
+            now - std::time::Duration::from_secs(600)
+        );
+        assert_eq!(since("--since", "2027-01-15T08:00:00Z", now).unwrap(), now);
+        let e = since("--since", "yesterday-ish", now).unwrap_err();
+        assert!(e.to_string().contains("--since"), "{e}");
     }
 }

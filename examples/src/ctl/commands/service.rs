@@ -114,7 +114,21 @@ pub(super) async fn run(ctx: &mut Ctx, cmd: ServiceCmd) -> Result<()> {
             service,
             follow,
             tail,
-        } => logs(ctx, &service, follow, tail).await,
+            since,
+            timestamps,
+        } => {
+            let since = since
+                .as_deref()
+                .map(|s| flags::since("--since", s, SystemTime::now()))
+                .transpose()?;
+            let options = LogSubscriptionOptions {
+                follow,
+                tail: tail.unwrap_or(-1),
+                since: since.map(Into::into),
+                ..Default::default()
+            };
+            logs(ctx, &service, options, timestamps).await
+        }
     }
 }
 
@@ -326,11 +340,16 @@ pub(crate) async fn print_tasks(ctx: &mut Ctx, tasks: &[Task]) -> Result<()> {
 /// `service logs`: the service's task lines, prefixed like docker's
 /// (`web.1.<task id>@<node> | text`); the tasks' standard error goes to
 /// standard error. Following, tasks started later are named as they come.
-async fn logs(ctx: &mut Ctx, service: &str, follow: bool, tail: Option<i64>) -> Result<()> {
+async fn logs(
+    ctx: &mut Ctx,
+    service: &str,
+    options: LogSubscriptionOptions,
+    timestamps: bool,
+) -> Result<()> {
     let service = get(ctx, service).await?;
     let tasks = tasks(ctx, vec![service.id.clone()]).await?;
     let names = self::names(ctx).await?;
-    let mut lines = LogLines::new(&tasks, names);
+    let mut lines = LogLines::new(&tasks, names).timestamps(timestamps);
     // Tasks and nodes looked up once already (not to ask for each line).
     let mut looked_up = std::collections::BTreeSet::new();
     let mut stream = ctx
@@ -341,11 +360,7 @@ async fn logs(ctx: &mut Ctx, service: &str, follow: bool, tail: Option<i64>) -> 
                 service_ids: vec![service.id.clone()],
                 ..Default::default()
             }),
-            options: Some(LogSubscriptionOptions {
-                follow,
-                tail: tail.unwrap_or(-1),
-                ..Default::default()
-            }),
+            options: Some(options),
         })
         .await
         .map_err(RequestError)?

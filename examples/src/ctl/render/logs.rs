@@ -16,6 +16,7 @@ pub struct LogLines {
     tasks: BTreeMap<String, String>,
     names: Names,
     width: usize,
+    timestamps: bool,
 }
 
 impl LogLines {
@@ -25,11 +26,19 @@ impl LogLines {
             tasks: BTreeMap::new(),
             names,
             width: 0,
+            timestamps: false,
         };
         for t in tasks {
             l.add_task(t);
         }
         l
+    }
+
+    /// Puts each line's time (RFC 3339, nanoseconds, UTC) before its text,
+    /// as `docker service logs --timestamps` does.
+    pub fn timestamps(mut self, on: bool) -> Self {
+        self.timestamps = on;
+        self
     }
 
     /// True when lines of the task with `id` can be named.
@@ -75,11 +84,16 @@ impl LogLines {
         let prefix = self.prefix_of(&task, &ctx.node_id);
         self.width = self.width.max(prefix.chars().count());
         let text = String::from_utf8_lossy(&m.data);
-        format!(
-            "{prefix:<width$} | {}",
-            text.trim_end_matches(['\n', '\r']),
-            width = self.width
-        )
+        let text = text.trim_end_matches(['\n', '\r']);
+        let width = self.width;
+        match (&m.timestamp, self.timestamps) {
+            (Some(ts), true) => {
+                let at = humantime::format_rfc3339_nanos(ts.to_system_time());
+                format!("{prefix:<width$} | {at} {text}")
+            }
+            (None, true) => format!("{prefix:<width$} | - {text}"),
+            (_, false) => format!("{prefix:<width$} | {text}"),
+        }
     }
 }
 
@@ -144,6 +158,21 @@ mod tests {
         assert_eq!(
             l.line(&msg("zzzzzzzzzzzzzzzz", "n1", "x")),
             "web.3.zzzzzzzzzzzz@worker-1 | x"
+        );
+    }
+
+    #[test]
+    fn timestamps_come_after_the_bar() {
+        let tasks = [task("abcdefghijklmnopqrstuvwxy", 1, "n1")];
+        let mut l = LogLines::new(&tasks, Names::default()).timestamps(true);
+        let mut m = msg("abcdefghijklmnopqrstuvwxy", "n1", "hello\n");
+        m.timestamp = Some(swarm_api::v1::Timestamp {
+            seconds: 1_800_000_000,
+            nanos: 5,
+        });
+        assert_eq!(
+            l.line(&m),
+            "web.1.abcdefghijkl@n1 | 2027-01-15T08:00:00.000000005Z hello"
         );
     }
 }
