@@ -65,14 +65,42 @@ pub(crate) async fn writer(
     }
 }
 
+/// Attempts at writing one batch before its reports are given up.
+const WRITE_ATTEMPTS: u32 = 5;
+/// Wait before the first retry; doubled each time.
+const FIRST_RETRY: Duration = Duration::from_millis(50);
+
+/// Writes the batch, retrying a failed write (a proposal that timed out,
+/// say) a few times. Reports are given up only when this manager is no
+/// longer the leader (agents open a session with the new leader and, on
+/// its full assignment set, send again every status it lacks) or after
+/// the last attempt.
 async fn flush(store: &Store, batch: &mut Vec<Report>) {
     if batch.is_empty() {
         return;
     }
     let reports = std::mem::take(batch);
-    let result = store
+    let mut delay = FIRST_RETRY;
+    for attempt in 1..=WRITE_ATTEMPTS {
+        let Err(e) = write(store, &reports).await else {
+            return;
+        };
+        if crate::error::not_leader(&e).is_some() || attempt == WRITE_ATTEMPTS {
+            tracing::warn!(error = %e, reports = reports.len(), attempt, "task status reports not written");
+            return;
+        }
+        tracing::debug!(error = %e, attempt, "writing task status reports failed; retrying");
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+}
+
+/// One attempt at writing the reports (each in its own transaction of
+/// the batch).
+async fn write(store: &Store, reports: &[Report]) -> Result<(), StoreError> {
+    store
         .batch(|b| {
-            for r in &reports {
+            for r in reports {
                 // A report for a task that vanished, or moving backwards,
                 // is dropped; one refused write never blocks the others.
                 let _ = b.update(|tx| {
@@ -93,10 +121,8 @@ async fn flush(store: &Store, batch: &mut Vec<Report>) {
             }
             Ok::<_, StoreError>(())
         })
-        .await;
-    if let Err(e) = result {
-        tracing::warn!(error = %e, reports = reports.len(), "writing task status reports failed");
-    }
+        .await
+        .map(drop)
 }
 
 #[cfg(test)]
@@ -170,5 +196,86 @@ mod tests {
         for (t, r, want) in table {
             assert_eq!(accept(&t, &r), want, "{:?} -> {:?}", t.status, r.status);
         }
+    }
+
+    /// Applies proposals at once after failing the first `fail` of them
+    /// (or every one, as a follower would, with `NotLeader`).
+    struct FlakyLog {
+        store: Store,
+        next: std::sync::atomic::AtomicU64,
+        fail: u64,
+        not_leader: bool,
+    }
+
+    impl swarm_store::Proposer for FlakyLog {
+        fn propose(
+            &self,
+            batch: swarm_api::v1::StoreActionBatch,
+        ) -> swarm_store::BoxFuture<Result<u64, swarm_store::ProposeError>> {
+            use std::sync::atomic::Ordering;
+            let n = self.next.fetch_add(1, Ordering::SeqCst) + 1;
+            let outcome = if self.not_leader {
+                Err(swarm_store::ProposeError::NotLeader(None))
+            } else if n <= self.fail {
+                Err(swarm_store::ProposeError::Failed(
+                    "proposal timed out".into(),
+                ))
+            } else {
+                self.store
+                    .apply(n, &batch)
+                    .map(|()| n)
+                    .map_err(|e| swarm_store::ProposeError::Rejected(Box::new(e)))
+            };
+            Box::pin(async move { outcome })
+        }
+    }
+
+    /// A store holding task `t` assigned to `n1`, behind a flaky log.
+    async fn flaky_store(
+        fail: u64,
+        not_leader: bool,
+    ) -> (Store, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        let store = Store::new();
+        store
+            .update(|tx| {
+                let mut t = task("n1", TaskState::Assigned);
+                t.id = "t".into();
+                tx.create(t).map(drop)
+            })
+            .await
+            .unwrap();
+        let log = FlakyLog {
+            store: store.clone(),
+            next: std::sync::atomic::AtomicU64::new(0),
+            fail,
+            not_leader,
+        };
+        store.set_proposer(Some(Box::new(log)));
+        (store, std::sync::Arc::default())
+    }
+
+    fn state_of(store: &Store) -> TaskState {
+        store.view().get::<Task>("t").unwrap().state()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_write_is_retried() {
+        let (store, _) = flaky_store(2, false).await;
+        let mut batch = vec![report("n1", i32::from(TaskState::Running), "up")];
+        flush(&store, &mut batch).await;
+        assert!(batch.is_empty());
+        assert_eq!(state_of(&store), TaskState::Running);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reports_are_given_up_after_the_last_attempt_or_on_lost_leadership() {
+        let (store, _) = flaky_store(u64::from(WRITE_ATTEMPTS), false).await;
+        let mut batch = vec![report("n1", i32::from(TaskState::Running), "up")];
+        flush(&store, &mut batch).await;
+        assert_eq!(state_of(&store), TaskState::Assigned);
+        let (store, _) = flaky_store(0, true).await;
+        let mut batch = vec![report("n1", i32::from(TaskState::Running), "up")];
+        flush(&store, &mut batch).await;
+        assert_eq!(state_of(&store), TaskState::Assigned);
     }
 }
