@@ -14,6 +14,7 @@ pub mod docker;
 mod error;
 mod exit;
 pub(crate) mod files;
+pub(crate) mod lifecycle;
 pub mod logs;
 pub mod process;
 mod signal;
