@@ -101,7 +101,8 @@ where
     loop {
         let next = {
             let mut state = state.lock();
-            let s = state.get_or_insert_with(|| HealthState::new(tokio::time::Instant::now(), plan));
+            let s =
+                state.get_or_insert_with(|| HealthState::new(tokio::time::Instant::now(), plan));
             s.next_check
         };
         tokio::time::sleep_until(next).await;

@@ -16,6 +16,7 @@ mod exit;
 pub(crate) mod files;
 pub(crate) mod lifecycle;
 pub mod logs;
+pub mod oci;
 pub mod process;
 mod signal;
 

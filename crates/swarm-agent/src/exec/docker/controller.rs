@@ -19,9 +19,9 @@ use super::mounts::TaskFiles;
 use super::spec::{self, Extras};
 use super::wait::{self, is_running};
 use super::{engine, health, image, labels, logs};
+use crate::exec::lifecycle::{self, ExitCell};
 use crate::exec::process::LogBuffer;
 use crate::exec::process::health::HealthPlan;
-use crate::exec::lifecycle::{self, ExitCell};
 use crate::exec::{Controller, Dependencies, ExecError, ExitStatus, Recovered, parse_signal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
