@@ -41,7 +41,7 @@
 //!   process executor runs its checks.
 //! - **Agent restart**: the container outlives the agent (runc's state is
 //!   under `<root>/.runc`, apart from any other runc user's such as
-//!   Docker). [`Controller::recover`](crate::Controller::recover) finds a
+//!   Docker). [`Controller::recover`] finds a
 //!   running one with `runc state` and follows it by polling; it is no
 //!   child of the new agent, so its exit code is unknown (-1) and its
 //!   later output is lost. Anything else of the task is deleted.
@@ -57,6 +57,8 @@
 //! of the node's `/etc/resolv.conf`): like the process executor, and like
 //! Docker's `host` mode; a private namespace with no interface but
 //! loopback would leave it unreachable.
+//!
+//! [`Controller::recover`]: crate::Controller::recover
 
 mod bundle;
 pub mod config;
