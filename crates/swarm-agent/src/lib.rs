@@ -24,6 +24,8 @@
 //!   where secrets (tmpfs) and configs go, and the environment.
 //!   `DockerExecutor` (cargo feature `docker`, on by default) runs them as
 //!   containers of the local Docker engine, see `exec::docker`.
+//!   [`exec::oci::OciExecutor`] runs them as OCI containers through runc,
+//!   from root filesystems in a local image store.
 //! - [`network::NetworkAttacher`]: overlay networking for tasks (off by
 //!   default, [`AgentBuilder::networking`]): a namespace per task joined
 //!   to its VXLAN networks, the embedded DNS at 127.0.0.11 and the

@@ -97,6 +97,10 @@ pub struct NodeOptions {
     /// How tasks run.
     #[arg(long, value_enum, default_value_t = ExecutorKind::Process)]
     pub executor: ExecutorKind,
+    /// The image store of `--executor runc` (root filesystems by image
+    /// name) [default: STATE_DIR/images].
+    #[arg(long, env = "SWARMD_IMAGES_DIR")]
+    pub images_dir: Option<PathBuf>,
     /// Node label KEY=VALUE (repeatable).
     #[arg(long)]
     pub label: Vec<String>,

@@ -343,6 +343,7 @@ async fn start_worker(
         managers,
         join_token,
         executor: opts.executor,
+        images_dir: opts.images_dir.clone(),
         data_path_addr: opts.data_path_addr.clone(),
         labels: flags::labels("--label", &opts.label)?,
         hostname: opts.hostname.clone(),

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use swarm_agent::agent::CERTIFICATES_DIR;
+use swarm_agent::exec::oci::OciExecutor;
 use swarm_agent::{
     Agent, AgentError, AgentHandle, DockerExecutor, ExecError, Executor, ProcessExecutor,
 };
@@ -30,6 +31,8 @@ pub struct WorkerConfig {
     pub join_token: Option<String>,
     /// How tasks run.
     pub executor: ExecutorKind,
+    /// The runc executor's image store (default `<state dir>/images`).
+    pub images_dir: Option<PathBuf>,
     /// Overlay data-plane address.
     pub data_path_addr: Option<String>,
     /// Engine labels the node reports (usable in constraints as
@@ -45,14 +48,12 @@ pub struct WorkerConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WorkerError {
-    /// The executor asked for is not part of this build.
-    #[error(
-        "the {0} executor is not available in this build of swarmd (use --executor process or docker)"
-    )]
-    Unavailable(&'static str),
     /// The Docker executor cannot reach the local engine.
     #[error("--executor docker: {0}")]
     Docker(#[source] ExecError),
+    /// The runc executor cannot be set up (no runc, directories).
+    #[error("--executor runc: {0}")]
+    Runc(#[source] ExecError),
     /// The overlay data plane could not be set up.
     #[error("networking: {0}")]
     Network(#[from] swarm_agent::network::NetworkError),
@@ -129,7 +130,19 @@ pub async fn start(config: WorkerConfig) -> Result<Worker, WorkerError> {
                 .await
                 .map_err(WorkerError::Docker)?,
         ),
-        other => return Err(WorkerError::Unavailable(other.name())),
+        // Containers on the task's overlay networks (own namespace, the
+        // embedded DNS), else on the node's network.
+        ExecutorKind::Runc => {
+            let images = config
+                .images_dir
+                .clone()
+                .unwrap_or_else(|| config.state_dir.join("images"));
+            let mut b = OciExecutor::builder(tasks_dir).images(images);
+            if let Some(n) = &networking {
+                b = b.networking(n.clone());
+            }
+            Arc::new(b.build().map_err(WorkerError::Runc)?)
+        }
     };
     let mut b = Agent::builder(&config.state_dir)
         .managers(config.managers.iter().cloned())

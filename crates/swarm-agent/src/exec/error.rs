@@ -60,6 +60,30 @@ pub enum ExecError {
         /// Why the pull failed (the engine's message).
         reason: String,
     },
+    /// The task's image is not in the executor's local image store.
+    #[error("image {image:?} is not in the image store {}", store.display())]
+    ImageNotFound {
+        /// The image reference.
+        image: String,
+        /// The store's directory.
+        store: PathBuf,
+    },
+    /// The task's image could not be unpacked into a root filesystem.
+    #[error("image {image:?} cannot be unpacked: {reason}")]
+    ImageUnpack {
+        /// The image reference.
+        image: String,
+        /// Why not.
+        reason: String,
+    },
+    /// The OCI runtime (runc) refused or failed a request.
+    #[error("runc {what}: {reason}")]
+    Runtime {
+        /// What was asked.
+        what: String,
+        /// The runtime's answer.
+        reason: String,
+    },
     /// The container engine refused or failed a request.
     #[error("container engine: {what}: {reason}")]
     Engine {

@@ -14,7 +14,9 @@ pub mod docker;
 mod error;
 mod exit;
 pub(crate) mod files;
+pub(crate) mod lifecycle;
 pub mod logs;
+pub mod oci;
 pub mod process;
 mod signal;
 

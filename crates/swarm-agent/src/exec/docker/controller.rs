@@ -13,19 +13,16 @@ use bollard::query_parameters::{
 };
 use nix::sys::signal::Signal;
 use swarm_api::v1::{ContainerSpec, ContainerStatus, Task};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::mounts::TaskFiles;
 use super::spec::{self, Extras};
 use super::wait::{self, is_running};
 use super::{engine, health, image, labels, logs};
+use crate::exec::lifecycle::{self, ExitCell};
 use crate::exec::process::LogBuffer;
 use crate::exec::process::health::HealthPlan;
 use crate::exec::{Controller, Dependencies, ExecError, ExitStatus, Recovered, parse_signal};
-
-/// How long to wait for a killed container to stop.
-const KILL_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -63,7 +60,7 @@ pub struct DockerController {
     phase: tokio::sync::Mutex<Phase>,
     container: parking_lot::Mutex<Option<String>>,
     pid: AtomicI32,
-    exit: watch::Sender<Option<ExitStatus>>,
+    exit: ExitCell,
     tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
     /// The container has a healthcheck (its own or its image's).
     watch_health: AtomicBool,
@@ -103,7 +100,7 @@ impl DockerController {
             phase: tokio::sync::Mutex::new(Phase::New),
             container: parking_lot::Mutex::new(None),
             pid: AtomicI32::new(0),
-            exit: watch::channel(None).0,
+            exit: ExitCell::default(),
             tasks: parking_lot::Mutex::new(Vec::new()),
             watch_health: AtomicBool::new(false),
             unhealthy: parking_lot::Mutex::new(None),
@@ -126,16 +123,11 @@ impl DockerController {
     }
 
     fn exited(&self) -> Option<ExitStatus> {
-        *self.exit.borrow()
+        self.exit.get()
     }
 
     async fn wait_exit(&self) -> ExitStatus {
-        let mut rx = self.exit.subscribe();
-        // The sender lives in `self`, so the channel cannot close first.
-        match rx.wait_for(Option::is_some).await {
-            Ok(v) => v.unwrap_or(ExitStatus::code(-1)),
-            Err(_) => ExitStatus::code(-1),
-        }
+        self.exit.wait().await
     }
 
     /// Ids of the engine's containers labelled with this task's id.
@@ -209,7 +201,7 @@ impl DockerController {
         tasks.push(tokio::spawn(wait::follow_exit(
             self.docker.clone(),
             id.to_string(),
-            self.exit.clone(),
+            self.exit.sender(),
         )));
         tasks.push(tokio::spawn(logs::follow(
             self.docker.clone(),
@@ -235,18 +227,14 @@ impl DockerController {
 
     /// Stops a started container: `signal`, then SIGKILL after `grace`.
     async fn stop_started(&self, grace: Duration, signal: Signal) -> Result<(), ExecError> {
-        if self.exited().is_some() {
-            return Ok(());
-        }
-        self.kill(signal).await?;
-        if tokio::time::timeout(grace, self.wait_exit()).await.is_err() {
-            tracing::debug!(task = %self.task.id, "grace period over: killing");
-            self.kill(Signal::SIGKILL).await?;
-            tokio::time::timeout(KILL_WAIT, self.wait_exit())
-                .await
-                .map_err(|_| ExecError::State("the task's container survived SIGKILL"))?;
-        }
-        Ok(())
+        lifecycle::stop_with_grace(
+            &self.exit,
+            grace,
+            signal,
+            |s| self.kill(s),
+            "the task's container survived SIGKILL",
+        )
+        .await
     }
 
     /// Polls the container's health until the engine finds it unhealthy;
@@ -422,7 +410,7 @@ impl Controller for DockerController {
                 return Ok(Recovered::Running);
             }
             if let Some(code) = state.exit_code {
-                self.exit.send_replace(Some(wait::exit_status(code)));
+                self.exit.set(wait::exit_status(code));
             }
         }
         // Not running: what is left goes with `remove`.

@@ -13,11 +13,11 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use swarm_api::v1::{ContainerSpec, ContainerStatus, Task};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::health::{HealthPlan, HealthState};
 use super::user::resolve_user;
+use crate::exec::lifecycle::{self, ExitCell};
 use crate::exec::{
     Controller, Dependencies, ExecError, ExitStatus, LogBuffer, Recovered, files, parse_signal,
 };
@@ -28,9 +28,6 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 
 /// The program that runs a task's process in its network namespace.
 const NSENTER: &str = "nsenter";
-
-/// How long to wait for a killed process to be reaped.
-const KILL_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -51,7 +48,7 @@ pub struct ProcessController {
     dir: PathBuf,
     logs: LogBuffer,
     phase: tokio::sync::Mutex<Phase>,
-    exit: watch::Sender<Option<ExitStatus>>,
+    exit: ExitCell,
     pid: AtomicI32,
     tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
     health: Option<HealthPlan>,
@@ -92,7 +89,7 @@ impl ProcessController {
             dir,
             logs: LogBuffer::new(log_bytes),
             phase: tokio::sync::Mutex::new(Phase::New),
-            exit: watch::channel(None).0,
+            exit: ExitCell::default(),
             pid: AtomicI32::new(0),
             tasks: parking_lot::Mutex::new(Vec::new()),
             // Invalid checks are refused by `prepare`.
@@ -236,16 +233,7 @@ impl ProcessController {
     }
 
     fn exited(&self) -> Option<ExitStatus> {
-        *self.exit.borrow()
-    }
-
-    async fn wait_exit(&self) -> ExitStatus {
-        let mut rx = self.exit.subscribe();
-        // The sender lives in `self`, so the channel cannot close first.
-        match rx.wait_for(Option::is_some).await {
-            Ok(v) => v.unwrap_or(ExitStatus::code(-1)),
-            Err(_) => ExitStatus::code(-1),
-        }
+        self.exit.get()
     }
 
     fn signal_group(&self, signal: Signal) -> Result<(), ExecError> {
@@ -264,61 +252,24 @@ impl ProcessController {
 
     /// Stops a started process: `signal`, then SIGKILL after `grace`.
     async fn stop_started(&self, grace: Duration, signal: Signal) -> Result<(), ExecError> {
-        if self.exited().is_none() {
-            self.signal_group(signal)?;
-            if tokio::time::timeout(grace, self.wait_exit()).await.is_err() {
-                tracing::debug!(task = %self.task_id, "grace period over: killing");
-                self.signal_group(Signal::SIGKILL)?;
-                tokio::time::timeout(KILL_WAIT, self.wait_exit())
-                    .await
-                    .map_err(|_| ExecError::State("the task's process survived SIGKILL"))?;
-            }
-        }
+        lifecycle::stop_with_grace(
+            &self.exit,
+            grace,
+            signal,
+            |s| std::future::ready(self.signal_group(s)),
+            "the task's process survived SIGKILL",
+        )
+        .await?;
         // Whatever the process left behind in its group goes too.
         self.signal_group(Signal::SIGKILL)
     }
-}
 
-impl ProcessController {
-    /// Runs the health checks until the task is unhealthy; returns why.
-    async fn check_health(&self, plan: &HealthPlan) -> String {
-        loop {
-            let next = {
-                let mut state = self.health_state.lock();
-                let s = state
-                    .get_or_insert_with(|| HealthState::new(tokio::time::Instant::now(), plan));
-                s.next_check
-            };
-            tokio::time::sleep_until(next).await;
-            let failure = self.run_check(plan).await;
-            let now = tokio::time::Instant::now();
-            let mut state = self.health_state.lock();
-            let s = state.get_or_insert_with(|| HealthState::new(now, plan));
-            if let Some(why) = s.record(plan, now, failure) {
-                return why;
-            }
-        }
-    }
-
-    /// One check: `None` when healthy, else why not.
+    /// One health check, run like the task's process: `None` when
+    /// healthy, else why not.
     async fn run_check(&self, plan: &HealthPlan) -> Option<String> {
-        let mut cmd = match self.command_for(&plan.argv) {
-            Ok(c) => c,
-            Err(e) => return Some(e.to_string()),
-        };
-        cmd.stdout(Stdio::null()).stderr(Stdio::null());
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => return Some(format!("cannot run the check: {e}")),
-        };
-        match tokio::time::timeout(plan.timeout, child.wait()).await {
-            Ok(Ok(s)) if s.success() => None,
-            Ok(Ok(s)) => Some(format!("check exited with {s}")),
-            Ok(Err(e)) => Some(format!("check failed: {e}")),
-            Err(_) => {
-                let _ = child.start_kill();
-                Some(format!("check timed out after {:?}", plan.timeout))
-            }
+        match self.command_for(&plan.argv) {
+            Ok(cmd) => lifecycle::run_check_command(cmd, plan.timeout).await,
+            Err(e) => Some(e.to_string()),
         }
     }
 }
@@ -397,7 +348,7 @@ impl Controller for ProcessController {
         if let Some(err) = child.stderr.take() {
             tasks.push(tokio::spawn(self.logs.clone().capture(err, true)));
         }
-        let exit = self.exit.clone();
+        let exit = self.exit.sender();
         tasks.push(tokio::spawn(async move {
             let status = match child.wait().await {
                 Ok(s) => ExitStatus::from(s),
@@ -420,7 +371,7 @@ impl Controller for ProcessController {
             Phase::Removed => {}
         }
         let Some(plan) = &self.health else {
-            return Ok(self.wait_exit().await);
+            return Ok(self.exit.wait().await);
         };
         if let Some(why) = self
             .health_state
@@ -431,8 +382,8 @@ impl Controller for ProcessController {
             return Err(ExecError::Unhealthy(why));
         }
         tokio::select! {
-            exit = self.wait_exit() => Ok(exit),
-            why = self.check_health(plan) => {
+            exit = self.exit.wait() => Ok(exit),
+            why = lifecycle::health_loop(plan, &self.health_state, || self.run_check(plan)) => {
                 tracing::info!(task = %self.task_id, reason = %why, "task unhealthy: stopping it");
                 self.stop_started(Duration::ZERO, Signal::SIGKILL).await?;
                 Err(ExecError::Unhealthy(why))
