@@ -21,44 +21,9 @@ pub(super) fn kill_leftover_tasks(state_dir: &Path) {
 /// The pids of the task processes recorded under `state_dir` that still
 /// run (same pid, same start time).
 pub fn live_task_processes(state_dir: &Path) -> Vec<i32> {
-    let mut live = Vec::new();
-    let Ok(entries) = std::fs::read_dir(state_dir.join("tasks")) else {
-        return live;
-    };
-    for entry in entries.flatten() {
-        let Ok(record) = std::fs::read_to_string(entry.path().join("pid")) else {
-            continue;
-        };
-        let mut parts = record.split_whitespace();
-        let (Some(Ok(pid)), Some(Ok(started))) = (
-            parts.next().map(str::parse::<i32>),
-            parts.next().map(str::parse::<u64>),
-        ) else {
-            continue;
-        };
-        if pid > 1 && start_time(pid) == Some(started) && !is_zombie(pid) {
-            live.push(pid);
-        }
-    }
-    live
-}
-
-/// True when `pid` exited and waits to be reaped.
-fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let rest = &s[s.rfind(')')? + 1..];
-            rest.split_whitespace().next().map(|state| state == "Z")
-        })
-        .unwrap_or(false)
-}
-
-/// Start time of `pid` in clock ticks since boot (field 22 of its stat).
-fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces; fields after it are
-    // counted from the closing parenthesis.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let tasks = state_dir.join(swarm_agent::agent::TASKS_DIR);
+    swarm_agent::exec::process::live_task_processes(&tasks)
+        .iter()
+        .map(|r| r.pid)
+        .collect()
 }

@@ -16,6 +16,7 @@ use swarm_api::v1::{ContainerSpec, ContainerStatus, Task};
 use tokio::task::JoinHandle;
 
 use super::health::{HealthPlan, HealthState};
+use super::pid_record::PidRecord;
 use super::user::resolve_user;
 use crate::exec::lifecycle::{self, ExitCell};
 use crate::exec::{
@@ -117,10 +118,6 @@ impl ProcessController {
 
     fn configs_dir(&self) -> PathBuf {
         self.dir.join("configs")
-    }
-
-    fn pid_file(&self) -> PathBuf {
-        self.dir.join("pid")
     }
 
     fn unsupported(what: &str) -> ExecError {
@@ -274,13 +271,6 @@ impl ProcessController {
     }
 }
 
-/// Start time (clock ticks since boot) of `pid`, from /proc.
-fn start_time(pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
 #[async_trait]
 impl Controller for ProcessController {
     async fn prepare(&self) -> Result<(), ExecError> {
@@ -336,9 +326,8 @@ impl Controller for ProcessController {
             .and_then(|p| i32::try_from(p).ok())
             .ok_or(ExecError::State("the started process has no pid"))?;
         self.pid.store(pid, Ordering::SeqCst);
-        let record = format!("{pid} {}\n", start_time(pid).unwrap_or(0));
-        let pid_file = self.pid_file();
-        if let Err(e) = fs::write(&pid_file, record) {
+        let record = PidRecord::of(pid).unwrap_or(PidRecord { pid, started: 0 });
+        if let Err(e) = record.write(&self.dir) {
             tracing::warn!(task = %self.task_id, error = %e, "cannot write the pid file");
         }
         let mut tasks = self.tasks.lock();
@@ -433,17 +422,11 @@ impl Controller for ProcessController {
     async fn recover(&self) -> Result<Recovered, ExecError> {
         // The process's output pipes died with the previous agent: it
         // cannot be followed, so whatever is left of it is stopped.
-        let Ok(record) = fs::read_to_string(self.pid_file()) else {
+        let Some(record) = PidRecord::read(&self.dir) else {
             return Ok(Recovered::Gone);
         };
-        let mut parts = record.split_whitespace();
-        let (Some(Ok(pid)), Some(Ok(started))) = (
-            parts.next().map(str::parse::<i32>),
-            parts.next().map(str::parse::<u64>),
-        ) else {
-            return Ok(Recovered::Gone);
-        };
-        if pid > 0 && start_time(pid) == Some(started) {
+        let pid = record.pid;
+        if record.is_same_process() {
             tracing::info!(task = %self.task_id, pid, "stopping a task process left by a previous agent");
             match killpg(Pid::from_raw(pid), Signal::SIGKILL) {
                 Ok(()) | Err(Errno::ESRCH) => {}

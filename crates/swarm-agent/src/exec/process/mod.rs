@@ -35,6 +35,7 @@
 
 mod controller;
 pub(crate) mod health;
+pub mod pid_record;
 mod user;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +47,7 @@ use swarm_api::v1::{EngineDescription, NodeDescription, Platform, Resources, Tas
 pub use crate::exec::logs::{LogBuffer, MAX_LINE_BYTES};
 pub use controller::ProcessController;
 pub use health::{DEFAULT_INTERVAL, DEFAULT_RETRIES, DEFAULT_TIMEOUT};
+pub use pid_record::{PidRecord, live_task_processes};
 
 use super::{Controller, Dependencies, ExecError, Executor};
 use crate::network::NetworkAttacher;
