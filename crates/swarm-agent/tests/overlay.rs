@@ -386,12 +386,26 @@ const HTTP_CLIENT: &str = r#"until vip=$(nslookup server 2>/dev/null | awk '/^Ad
 done
 echo "got the page from $vip""#;
 
-/// Deletes the runc containers left under these roots (a failed run
+/// Deletes the runc containers left under these roots, then unmounts
+/// the root filesystems left under the test's directory (a failed run
 /// leaves its agents' containers running otherwise).
-struct RuncSweeper(Vec<std::path::PathBuf>);
+struct RuncSweeper(Vec<std::path::PathBuf>, std::path::PathBuf);
 
 impl Drop for RuncSweeper {
     fn drop(&mut self) {
+        self.delete_containers();
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let under = self.1.to_string_lossy().into_owned();
+        for point in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)) {
+            if point.starts_with(&under) {
+                let _ = Command::new("umount").args(["-l", point]).output();
+            }
+        }
+    }
+}
+
+impl RuncSweeper {
+    fn delete_containers(&self) {
         for root in &self.0 {
             let Ok(out) = Command::new(swarm_agent::exec::oci::DEFAULT_RUNC)
                 .arg("--root")
@@ -445,7 +459,7 @@ async fn runc_containers_on_two_nodes_reach_a_service_by_name() {
             .join("tasks")
             .join(swarm_agent::exec::oci::RUNC_STATE_DIR)
     };
-    let _containers = RuncSweeper(vec![runc_root("neta"), runc_root("netb")]);
+    let _containers = RuncSweeper(vec![runc_root("neta"), runc_root("netb")], dir.0.clone());
     let underlay = Underlay::new();
     let m = manager(&dir.0).await;
     let a = agent(&m, &dir.0, "neta", &underlay.hosts[0], "198.18.0.1", &exec).await;
