@@ -27,9 +27,7 @@ impl std::fmt::Debug for RaftInfo {
 
 impl ClusterInfo for RaftInfo {
     fn is_leader(&self) -> bool {
-        self.raft
-            .status()
-            .is_ok_and(|s| s.state == ServerState::Leader)
+        self.raft.is_leader()
     }
 
     fn leader_addr(&self) -> Option<String> {
