@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use swarm_api::v1::{Node, NodeRole, WeightedPeer};
 use swarm_pki::{ClusterTrust, bundle_pem};
-use swarm_raft::{RaftNode, ServerState};
+use swarm_raft::RaftNode;
 use swarm_store::Store;
 
 use crate::dispatcher::ClusterInfo;
