@@ -87,7 +87,11 @@ async fn a_beat_for_another_session_ends_the_stream_with_not_found() {
     // The right session is answered with the period, beat after beat.
     let (tx, mut answers) = open(&mut n.client, &n.session_id).await;
     for _ in 0..3 {
-        let a = answers.message().await.unwrap().expect("an answer per beat");
+        let a = answers
+            .message()
+            .await
+            .unwrap()
+            .expect("an answer per beat");
         let period = a.period.unwrap().to_std().unwrap();
         let cfg = fast_dispatcher();
         assert!(
