@@ -7,8 +7,9 @@
 //! Scenarios (all by default, or name some):
 //! - `deploy`: service create → all tasks RUNNING, 1k replicas on 100
 //!   agents and 10k replicas on 1k agents;
-//! - `heartbeats`: heartbeats/s the dispatcher sustains per core;
-//! - `idle`: manager CPU with 10k idle agents at the 5 s period;
+//! - `heartbeats`: heartbeats/s the dispatcher sustains per core, with
+//!   unary `Heartbeat` calls and over `HeartbeatStream` (what agents use);
+//! - `idle`: manager CPU with 10k idle agents at the 5 s period, both ways;
 //! - `down`: time to mark 1,000 of 10k agents down once they go silent.
 //!
 //! ```text

@@ -8,12 +8,17 @@
 //! The dispatcher knows a caller by the certificate of its connection, so
 //! agents cannot share connections: each has its own tonic `Channel` (one
 //! TCP + TLS connection, HTTP/2 streams for the calls).
+//!
+//! Heartbeats go through the real agent's client
+//! ([`swarm_agent::heartbeat::Heartbeats`]): one long-lived stream per
+//! session, or unary calls while [`Stats::unary`] is set (to compare).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use swarm_agent::heartbeat::{Heartbeats, Transport};
 use swarm_api::v1::dispatcher_client::DispatcherClient;
 use swarm_api::v1::*;
 use swarm_pki::{NodeChannelBuilder, NodeTls};
@@ -33,6 +38,20 @@ pub struct Stats {
     pub heartbeats: AtomicU64,
     /// Task status updates sent (one per task change).
     pub status_updates: AtomicU64,
+    /// Heartbeat with unary calls instead of the stream the real agent
+    /// uses; agents switch at their next beat.
+    pub unary: AtomicBool,
+}
+
+impl Stats {
+    /// The heartbeat transport agents use now.
+    pub fn transport(&self) -> Transport {
+        if self.unary.load(Ordering::Relaxed) {
+            Transport::Unary
+        } else {
+            Transport::Stream
+        }
+    }
 }
 
 /// What the agent task and its owner share.
@@ -176,6 +195,7 @@ async fn session(
         .into_inner();
     *shared.session.lock() = sid.clone();
     stats.sessions.fetch_add(1, Ordering::Relaxed);
+    let mut beats = Heartbeats::with_transport(client.clone(), sid.clone(), stats.transport());
     let mut next_beat = Instant::now();
     loop {
         tokio::select! {
@@ -184,13 +204,10 @@ async fn session(
                     next_beat = Instant::now() + Duration::from_secs(3600);
                     continue;
                 }
-                let period = client
-                    .heartbeat(HeartbeatRequest { session_id: sid.clone() })
-                    .await?
-                    .into_inner()
-                    .period
-                    .and_then(|p| p.to_std().ok())
-                    .unwrap_or(Duration::from_secs(5));
+                if beats.transport() != stats.transport() {
+                    beats = Heartbeats::with_transport(client.clone(), sid.clone(), stats.transport());
+                }
+                let period = beats.beat().await?;
                 stats.heartbeats.fetch_add(1, Ordering::Relaxed);
                 next_beat = Instant::now() + period;
             }

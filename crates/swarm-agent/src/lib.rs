@@ -92,6 +92,7 @@ pub mod backoff;
 pub mod conformance;
 pub mod error;
 pub mod exec;
+pub mod heartbeat;
 mod log_publisher;
 pub mod managers;
 pub mod network;

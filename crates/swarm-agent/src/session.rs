@@ -8,14 +8,15 @@ use parking_lot::Mutex;
 use rand::Rng;
 use swarm_api::v1::dispatcher_client::DispatcherClient;
 use swarm_api::v1::{
-    AssignmentsRequest, HeartbeatRequest, NodeDescription, SessionMessage, SessionRequest,
-    TaskStatusUpdate, UpdateTaskStatusRequest,
+    AssignmentsRequest, NodeDescription, SessionMessage, SessionRequest, TaskStatusUpdate,
+    UpdateTaskStatusRequest,
 };
 use swarm_pki::{NodeChannelBuilder, NodeTls};
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
 use crate::error::SessionError;
+use crate::heartbeat::Heartbeats;
 use crate::managers::Managers;
 use crate::worker::{StatusReceiver, Worker};
 
@@ -195,22 +196,16 @@ async fn session_loop(
 ) -> Result<(), SessionError> {
     // Reports a previous session could not deliver go first.
     flush(client, session_id, ctx.pending).await?;
+    let mut heartbeats = Heartbeats::new(client.clone(), session_id.to_string());
     let mut next_beat = tokio::time::Instant::now();
     let mut period = DEFAULT_PERIOD;
     loop {
         tokio::select! {
             _ = ctx.stop.changed() => return Ok(()),
             () = tokio::time::sleep_until(next_beat) => {
-                let beat = client.heartbeat(HeartbeatRequest { session_id: session_id.to_string() });
-                let answer = tokio::time::timeout(period, beat)
+                period = tokio::time::timeout(period, heartbeats.beat())
                     .await
-                    .map_err(|_| tonic::Status::deadline_exceeded("heartbeat timed out"))??
-                    .into_inner();
-                period = answer
-                    .period
-                    .and_then(|p| p.to_std().ok())
-                    .filter(|p| !p.is_zero())
-                    .unwrap_or(DEFAULT_PERIOD);
+                    .map_err(|_| tonic::Status::deadline_exceeded("heartbeat timed out"))??;
                 // Beat a little early, at a random point, never late.
                 let wait = period.mul_f64(rand::rng().random_range(0.7..0.9));
                 next_beat = tokio::time::Instant::now() + wait;

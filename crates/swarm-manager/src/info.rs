@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use swarm_api::v1::{Node, NodeRole, WeightedPeer};
 use swarm_pki::{ClusterTrust, bundle_pem};
-use swarm_raft::{RaftNode, ServerState};
+use swarm_raft::RaftNode;
 use swarm_store::Store;
 
 use crate::dispatcher::ClusterInfo;
@@ -27,9 +27,7 @@ impl std::fmt::Debug for RaftInfo {
 
 impl ClusterInfo for RaftInfo {
     fn is_leader(&self) -> bool {
-        self.raft
-            .status()
-            .is_ok_and(|s| s.state == ServerState::Leader)
+        self.raft.is_leader()
     }
 
     fn leader_addr(&self) -> Option<String> {

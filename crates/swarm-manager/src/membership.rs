@@ -120,6 +120,8 @@ pub async fn role_manager(store: Store, raft: RaftNode) {
 
 async fn reconcile_roles(store: &Store, raft: &RaftNode) -> Result<(), String> {
     let status = raft.status().map_err(|e| e.to_string())?;
+    // Runs every half second over every node: a worker that stays a worker
+    // (nearly all of them) costs a comparison, not a copy.
     for node in store.view().all::<Node>() {
         let desired = node.spec.as_ref().map_or(node.role(), |s| s.desired_role());
         if desired == NodeRole::Worker && node.role() == NodeRole::Worker {
@@ -132,12 +134,13 @@ async fn reconcile_roles(store: &Store, raft: &RaftNode) -> Result<(), String> {
             .as_ref()
             .map(|m| m.raft_id)
             .filter(|id| *id != 0);
-        let mut next = (*node).clone();
+        let mut next_role = node.role;
+        let mut next_status = None;
         match (desired, node.role()) {
             (NodeRole::Manager, NodeRole::Worker) => {
                 // Its next certificate says manager; its agent restarts as
                 // a manager and joins raft.
-                next.role = NodeRole::Manager.into();
+                next_role = NodeRole::Manager.into();
             }
             (NodeRole::Worker, NodeRole::Manager) => {
                 if let Some(id) = raft_id
@@ -147,11 +150,12 @@ async fn reconcile_roles(store: &Store, raft: &RaftNode) -> Result<(), String> {
                         .await
                         .map_err(|e| format!("demoting {}: {e}", node.id))?;
                 }
-                next.role = NodeRole::Worker.into();
-                next.manager_status = None;
+                next_role = NodeRole::Worker.into();
+                next_status = Some(None);
             }
             (NodeRole::Manager, NodeRole::Manager) => {
-                if let (Some(id), Some(ms)) = (raft_id, next.manager_status.as_mut()) {
+                if let (Some(id), Some(ms)) = (raft_id, node.manager_status.as_ref()) {
+                    let mut ms = ms.clone();
                     ms.leader = status.leader == Some(id);
                     let member = status.voters.contains_key(&id);
                     ms.reachability = if member {
@@ -160,18 +164,21 @@ async fn reconcile_roles(store: &Store, raft: &RaftNode) -> Result<(), String> {
                         Reachability::Unreachable
                     }
                     .into();
+                    next_status = Some(Some(ms));
                 }
             }
             _ => {}
         }
-        if next != *node {
+        let next_status = next_status.unwrap_or_else(|| node.manager_status.clone());
+        if next_role != node.role || next_status != node.manager_status {
+            let next_status = &next_status;
             update_retry(store, |tx| {
                 let Some(cur) = tx.get::<Node>(&node.id) else {
                     return Ok(());
                 };
                 let mut n = (*cur).clone();
-                n.role = next.role;
-                n.manager_status.clone_from(&next.manager_status);
+                n.role = next_role;
+                n.manager_status.clone_from(next_status);
                 tx.update(n).map(drop)
             })
             .await

@@ -140,6 +140,14 @@ impl PeerInfo {
 
     /// The identity verified at the handshake, checked again now.
     pub fn identity(&self) -> Result<NodeIdentity, AuthError> {
+        self.check().cloned()
+    }
+
+    /// Checks the identity verified at the handshake again now (expiry,
+    /// removal, root rotation) and borrows it: what [`PeerInfo::identity`]
+    /// does without copying, for calls made many times on one connection
+    /// (each message of a long-lived stream).
+    pub fn check(&self) -> Result<&NodeIdentity, AuthError> {
         let conn = &self.conn;
         let identity = conn.identity.as_ref().ok_or(if conn.chain.is_empty() {
             AuthError::NoCertificate
@@ -166,7 +174,7 @@ impl PeerInfo {
                 "certificate no longer chains to a trusted root".into(),
             ));
         }
-        Ok(identity.clone())
+        Ok(identity)
     }
 }
 

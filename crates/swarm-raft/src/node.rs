@@ -365,7 +365,11 @@ impl RaftNode {
 
     /// True while this member is the leader.
     pub fn is_leader(&self) -> bool {
-        self.status().is_ok_and(|s| s.state == ServerState::Leader)
+        // Read in place: the dispatcher asks on every heartbeat, and a full
+        // `status()` copies the metrics and the membership.
+        self.inner
+            .raft()
+            .is_ok_and(|r| r.metrics().borrow().state == ServerState::Leader)
     }
 
     /// Waits until some member is leader (as this member sees it), up to `timeout`.

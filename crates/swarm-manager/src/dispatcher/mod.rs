@@ -9,6 +9,7 @@
 
 mod assignments;
 mod config;
+mod heartbeat;
 pub(crate) mod network_view;
 mod nodes;
 mod period;
@@ -288,6 +289,7 @@ fn jittered(period: std::time::Duration, cfg: &DispatcherConfig) -> std::time::D
 impl DispatcherRpc for Dispatcher {
     type SessionStream = Streaming<SessionMessage>;
     type AssignmentsStream = Streaming<AssignmentsMessage>;
+    type HeartbeatStreamStream = heartbeat::BeatStream;
 
     async fn session(
         &self,
@@ -338,21 +340,20 @@ impl DispatcherRpc for Dispatcher {
         req: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
         let identity = require_worker_or_manager(&req)?;
+        let answer = self.accept_beat(&identity.node_id, &req.get_ref().session_id)?;
+        Ok(Response::new(answer))
+    }
+
+    async fn heartbeat_stream(
+        &self,
+        req: Request<tonic::Streaming<HeartbeatRequest>>,
+    ) -> Result<Response<Self::HeartbeatStreamStream>, Status> {
+        let peer = peer_info(&req)
+            .cloned()
+            .ok_or(swarm_pki::auth::AuthError::NotTls)?;
+        peer.check()?;
         self.refuse_if_follower()?;
-        let cfg = &self.inner.config;
-        let body = req.into_inner();
-        self.inner.sessions.beat(
-            &identity.node_id,
-            &body.session_id,
-            Instant::now() + self.inner.grace(),
-        )?;
-        self.inner
-            .counters
-            .heartbeats
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(Response::new(HeartbeatResponse {
-            period: Some(jittered(self.inner.period.get(), cfg).into()),
-        }))
+        Ok(Response::new(self.beat_stream(peer, req.into_inner())))
     }
 
     async fn update_task_status(
