@@ -125,8 +125,6 @@ async fn reconcile_roles(store: &Store, raft: &RaftNode) -> Result<(), String> {
     for node in store.view().all::<Node>() {
         let desired = node.spec.as_ref().map_or(node.role(), |s| s.desired_role());
         if desired == NodeRole::Worker && node.role() == NodeRole::Worker {
-            // Most nodes: nothing to do, and nothing to copy (this runs
-            // twice a second over every node).
             continue;
         }
         let raft_id = node
