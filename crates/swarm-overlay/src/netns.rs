@@ -9,7 +9,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -103,16 +103,16 @@ impl Netns {
     /// [`remove_named`] removes it the same way. Fails with
     /// [`NetnsError::Exists`] when the name is taken, with
     /// [`NetnsError::Open`] or [`NetnsError::Sys`] when `source` is not a
-    /// network namespace;
-    /// leaves nothing behind on failure.
+    /// network namespace; leaves nothing behind on failure.
     pub fn attach(dir: impl AsRef<Path>, name: &str, source: &Path) -> Result<Netns, NetnsError> {
-        // Checked before the name is taken: a bind of any other file would
-        // make a name that is no namespace.
-        // (`setns` refuses a file that is no network namespace.)
-        Netns::open(source)?.run(|| ())?;
-        let source = source.to_path_buf();
+        // Checked before the name is taken (`setns` refuses a file that is
+        // no network namespace), and bound from the descriptor checked, so
+        // that a pid reused meanwhile cannot swap the namespace.
+        let src = Netns::open(source)?;
+        src.run(|| ())?;
+        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", src.fd.as_raw_fd()));
         Netns::name_with(dir.as_ref(), name, "attaching", move |target| {
-            bind(&source, &target)
+            bind(&by_fd, &target)
         })
     }
 
