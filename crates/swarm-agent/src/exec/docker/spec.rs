@@ -91,7 +91,7 @@ pub(super) fn create_body(
         .and_then(|d| d.to_std().ok())
         .and_then(|d| i64::try_from(d.as_secs()).ok());
     let host_config = HostConfig {
-        network_mode: Some(extras.network_mode),
+        network_mode: Some(extras.network_mode.clone()),
         nano_cpus: limits.map(|l| l.nano_cpus).filter(|n| *n > 0),
         memory: limits.map(|l| l.memory_bytes).filter(|m| *m > 0),
         mounts: (!mounts.is_empty()).then_some(mounts),
@@ -109,7 +109,9 @@ pub(super) fn create_body(
         env: some_vec(&spec.env),
         working_dir: some_str(&spec.dir),
         user: some_str(&spec.user),
-        hostname: some_str(&spec.hostname),
+        // In another container's namespaces the hostname is that
+        // container's (the engine refuses one here).
+        hostname: some_str(&spec.hostname).filter(|_| !extras.network_mode.starts_with("container:")),
         tty: spec.tty.then_some(true),
         labels: Some(labels::for_task(task, &container_name(task))),
         stop_signal: Some(parse_signal(&spec.stop_signal)?.as_str().to_string()),
