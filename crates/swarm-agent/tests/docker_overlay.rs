@@ -8,7 +8,7 @@
 //! no namespace name and no endpoint behind.
 //!
 //! The node's data plane lives in a "host" namespace of the test's own
-//! (`VxlanConfig::host_netns`, address 198.18.0.1 on a dummy device), so
+//! (`VxlanConfig::host_netns`, address 198.18.0.1 on a veth device), so
 //! parallel runs do not clash; namespaces are named with the test's pid
 //! and swept if the test fails.
 //!
@@ -51,20 +51,27 @@ use docker_image::IMAGE;
 const HTTPD: &str =
     "mkdir -p /www && echo hello-$HOSTNAME > /www/index.html && exec httpd -f -p 80 -h /www";
 
-/// Fetches `http://server/` (name from /etc/resolv.conf, address the
-/// VIP), retrying while the servers come up; prints the page and what
-/// `server` resolves to, and exits 0; exits 1 after about 30 s.
+/// Fetches `http://server/` with busybox wget (the name resolved with
+/// the DNS server of /etc/resolv.conf: none is named), retrying while the
+/// servers come up; prints the page and what `server` resolves to (busybox
+/// nslookup, again from /etc/resolv.conf) and exits 0; exits 1 after about
+/// 30 s.
+///
+/// (busybox `timeout` bounds each try: wget's own `-T` crashes Debian's
+/// busybox-static 1.35.)
 const CLIENT: &str = r#"i=0
-while [ $i -lt 150 ]; do
-  if page=$(wget -q -T 2 -O - http://server/); then
+while [ $i -lt 100 ]; do
+  if page=$(timeout 5 wget -q -O - http://server/); then
     echo "page: $page"
-    nslookup server
+    vip=$(nslookup server | awk '/^Name:/ { n = 1 } n && /^Address/ { print $2; exit }')
+    echo "resolved: $vip"
     exit 0
   fi
   i=$((i+1))
-  sleep 0.2
+  sleep 0.3
 done
 cat /etc/resolv.conf
+nslookup server
 exit 1"#;
 
 fn ip(ns: &str, args: &[&str]) {
@@ -107,8 +114,10 @@ fn host() -> NetnsGuard {
     let h = NetnsGuard::unique("swdo-h").unwrap();
     let n = h.name();
     ip(&n, &["link", "set", "lo", "up"]);
-    ip(&n, &["link", "add", "eth0", "type", "dummy"]);
+    // (No dummy device in this kernel: a veth pair does.)
+    ip(&n, &["link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"]);
     ip(&n, &["addr", "add", "198.18.0.1/24", "dev", "eth0"]);
+    ip(&n, &["link", "set", "eth0p", "up"]);
     ip(&n, &["link", "set", "eth0", "up"]);
     h
 }
@@ -302,11 +311,11 @@ async fn docker_tasks_reach_a_service_by_name_through_its_vip() {
             .unwrap();
     }
 
-    // The client completes (exit 0) ...
-    let client = eventually_long("the client's task to complete", &m, || async {
+    // The client ends ...
+    let client = eventually_long("the client's task to end", &m, || async {
         tasks_of(&m, "client")
             .into_iter()
-            .find(|t| t.status.as_ref().is_some_and(|s| s.state() == TaskState::Complete))
+            .find(|t| t.status.as_ref().is_some_and(|s| s.state() >= TaskState::Complete))
     })
     .await;
     let ours: Vec<(String, bool)> = containers(&docker, &client.id).await;
@@ -317,7 +326,12 @@ async fn docker_tasks_reach_a_service_by_name_through_its_vip() {
     );
     let (task_container, _) = ours.iter().find(|(_, sandbox)| !sandbox).unwrap();
     let out = logs(&docker, task_container).await;
-    // ... having fetched a server's page ...
+    // ... with exit 0, having fetched a server's page ...
+    assert_eq!(
+        client.status.as_ref().map(|s| s.state()),
+        Some(TaskState::Complete),
+        "client output: {out}"
+    );
     assert!(out.contains("page: hello-"), "client output: {out}");
     // ... from `server` as the DNS answers it: the service's VIP.
     let server = m
@@ -333,7 +347,7 @@ async fn docker_tasks_reach_a_service_by_name_through_its_vip() {
         .to_string();
     assert!(vip.starts_with("10.198.0."), "the VIP is on the overlay: {vip}");
     assert!(
-        out.contains(&format!("Address: {vip}")),
+        out.contains(&format!("resolved: {vip}\n")),
         "`server` resolves to the VIP {vip}: {out}"
     );
     // The server tasks run in sandboxes too, on the overlay.
