@@ -75,7 +75,11 @@ nslookup server
 exit 1"#;
 
 fn ip(ns: &str, args: &[&str]) {
-    let out = Command::new("ip").args(["-n", ns]).args(args).output().unwrap();
+    let out = Command::new("ip")
+        .args(["-n", ns])
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "ip -n {ns} {args:?}: {}",
@@ -115,7 +119,12 @@ fn host() -> NetnsGuard {
     let n = h.name();
     ip(&n, &["link", "set", "lo", "up"]);
     // (No dummy device in this kernel: a veth pair does.)
-    ip(&n, &["link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"]);
+    ip(
+        &n,
+        &[
+            "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p",
+        ],
+    );
     ip(&n, &["addr", "add", "198.18.0.1/24", "dev", "eth0"]);
     ip(&n, &["link", "set", "eth0p", "up"]);
     ip(&n, &["link", "set", "eth0", "up"]);
@@ -210,7 +219,9 @@ fn service(name: &str, replicas: u64, script: &str, restart: RestartCondition) -
             }),
             ..Default::default()
         }),
-        mode: Some(service_spec::Mode::Replicated(ReplicatedService { replicas })),
+        mode: Some(service_spec::Mode::Replicated(ReplicatedService {
+            replicas,
+        })),
         ..Default::default()
     }
 }
@@ -313,9 +324,11 @@ async fn docker_tasks_reach_a_service_by_name_through_its_vip() {
 
     // The client ends ...
     let client = eventually_long("the client's task to end", &m, || async {
-        tasks_of(&m, "client")
-            .into_iter()
-            .find(|t| t.status.as_ref().is_some_and(|s| s.state() >= TaskState::Complete))
+        tasks_of(&m, "client").into_iter().find(|t| {
+            t.status
+                .as_ref()
+                .is_some_and(|s| s.state() >= TaskState::Complete)
+        })
     })
     .await;
     let ours: Vec<(String, bool)> = containers(&docker, &client.id).await;
@@ -345,7 +358,10 @@ async fn docker_tasks_reach_a_service_by_name_through_its_vip() {
         .next()
         .unwrap()
         .to_string();
-    assert!(vip.starts_with("10.198.0."), "the VIP is on the overlay: {vip}");
+    assert!(
+        vip.starts_with("10.198.0."),
+        "the VIP is on the overlay: {vip}"
+    );
     assert!(
         out.contains(&format!("resolved: {vip}\n")),
         "`server` resolves to the VIP {vip}: {out}"
@@ -381,22 +397,26 @@ async fn docker_tasks_reach_a_service_by_name_through_its_vip() {
             .await
             .unwrap();
     }
-    eventually_long("the containers, names and endpoints removed", &m, || async {
-        for id in &all {
-            if !containers(&docker, id).await.is_empty() {
-                return None;
+    eventually_long(
+        "the containers, names and endpoints removed",
+        &m,
+        || async {
+            for id in &all {
+                if !containers(&docker, id).await.is_empty() {
+                    return None;
+                }
             }
-        }
-        let endpoints: usize = driver
-            .state()
-            .await
-            .unwrap()
-            .networks
-            .iter()
-            .map(|n| n.endpoints.len())
-            .sum();
-        (leftovers().is_empty() && endpoints == 0).then_some(())
-    })
+            let endpoints: usize = driver
+                .state()
+                .await
+                .unwrap()
+                .networks
+                .iter()
+                .map(|n| n.endpoints.len())
+                .sum();
+            (leftovers().is_empty() && endpoints == 0).then_some(())
+        },
+    )
     .await;
 
     a.shutdown().await;

@@ -16,9 +16,9 @@ use swarm_api::v1::{ContainerSpec, ContainerStatus, Task};
 use tokio::task::JoinHandle;
 
 use super::mounts::TaskFiles;
+use super::sandbox::{self, Networking};
 use super::spec::{self, Extras};
 use super::wait::{self, is_running};
-use super::sandbox::{self, Networking};
 use super::{engine, health, image, labels, logs};
 use crate::exec::lifecycle::{self, ExitCell};
 use crate::exec::process::LogBuffer;
@@ -181,7 +181,10 @@ impl DockerController {
             };
             let created = found.state.as_ref().and_then(|s| s.status)
                 == Some(ContainerStateStatusEnum::CREATED);
-            let mode = found.host_config.as_ref().and_then(|h| h.network_mode.as_deref());
+            let mode = found
+                .host_config
+                .as_ref()
+                .and_then(|h| h.network_mode.as_deref());
             if !created {
                 return Err(ExecError::State(
                     "a container of this task has already run on this node",

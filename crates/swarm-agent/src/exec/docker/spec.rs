@@ -111,7 +111,8 @@ pub(super) fn create_body(
         user: some_str(&spec.user),
         // In another container's namespaces the hostname is that
         // container's (the engine refuses one here).
-        hostname: some_str(&spec.hostname).filter(|_| !extras.network_mode.starts_with("container:")),
+        hostname: some_str(&spec.hostname)
+            .filter(|_| !extras.network_mode.starts_with("container:")),
         tty: spec.tty.then_some(true),
         labels: Some(labels::for_task(task, &container_name(task))),
         stop_signal: Some(parse_signal(&spec.stop_signal)?.as_str().to_string()),
