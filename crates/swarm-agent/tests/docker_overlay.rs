@@ -5,7 +5,9 @@
 //! `server` through its `/etc/resolv.conf` (the embedded DNS, no server
 //! named) and fetches `http://server/` through the service's VIP with
 //! busybox wget. Removing the services must leave no sandbox container,
-//! no namespace name and no endpoint behind.
+//! no namespace name and no endpoint behind. A second test restarts the
+//! agent's networking and executor under a running task: `recover`
+//! attaches its namespace again (the DNS answers in it again).
 //!
 //! The node's data plane lives in a "host" namespace of the test's own
 //! (`VxlanConfig::host_netns`, address 198.18.0.1 on a veth device), so
@@ -148,8 +150,14 @@ async fn manager(dir: &std::path::Path) -> Manager {
         .unwrap()
 }
 
-fn tag() -> String {
-    format!("swdo{}", std::process::id())
+/// The prefix of the names of one test's namespaces (tests run at once).
+fn tag(test: &str) -> String {
+    format!("swdo{}{test}", std::process::id())
+}
+
+/// The prefix of the end-to-end test's names.
+fn e2e_tag() -> String {
+    tag("s")
 }
 
 /// The agent: Docker executor, VXLAN attacher in `host`.
@@ -161,14 +169,14 @@ async fn agent(
     let addr = "198.18.0.1";
     let vxlan = VxlanConfig::builder(addr.parse().unwrap())
         .host_netns(host.path())
-        .prefix(format!("{}ov", tag()))
+        .prefix(format!("{}ov", e2e_tag()))
         .build()
         .unwrap();
     let driver = Arc::new(VxlanDriver::new(vxlan).await.unwrap());
     let attacher = Arc::new(
         NetworkAttacher::builder(driver.clone())
             .data_path_addr(addr.parse().unwrap())
-            .prefix(format!("{}t", tag()))
+            .prefix(format!("{}t", e2e_tag()))
             .upstreams(Vec::new())
             .build()
             .unwrap(),
@@ -285,7 +293,7 @@ async fn docker_tasks_reach_a_service_by_name_through_its_vip() {
         return;
     };
     let docker = probe.client().clone();
-    let _sweep = Sweeper;
+    let _sweep = Sweeper(e2e_tag());
     let host = host();
     let m = manager(&dir.0).await;
     let (a, driver) = agent(&m, &dir.0, &host).await;
@@ -376,7 +384,7 @@ async fn docker_tasks_reach_a_service_by_name_through_its_vip() {
     let state = driver.state().await.unwrap();
     assert_eq!(state.networks.len(), 1);
     assert_eq!(state.networks[0].endpoints.len(), 3, "{state:?}");
-    assert!(!leftovers().is_empty());
+    assert!(!leftovers(&e2e_tag()).is_empty());
 
     // Removing the services removes every container (sandboxes too), the
     // namespace names and the endpoints.
@@ -414,7 +422,7 @@ async fn docker_tasks_reach_a_service_by_name_through_its_vip() {
                 .iter()
                 .map(|n| n.endpoints.len())
                 .sum();
-            (leftovers().is_empty() && endpoints == 0).then_some(())
+            (leftovers(&e2e_tag()).is_empty() && endpoints == 0).then_some(())
         },
     )
     .await;
@@ -423,9 +431,8 @@ async fn docker_tasks_reach_a_service_by_name_through_its_vip() {
     drop(m);
 }
 
-/// Namespaces of this test process's agent (tasks' and the network's).
-fn leftovers() -> Vec<String> {
-    let prefix = tag();
+/// Namespaces named with `prefix` (tasks' and networks').
+fn leftovers(prefix: &str) -> Vec<String> {
     std::fs::read_dir("/run/netns")
         .map(|d| {
             d.filter_map(|e| e.ok())
@@ -436,13 +443,12 @@ fn leftovers() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Removes what a failed run left: namespace names and containers of
-/// tasks on this test's node.
-struct Sweeper;
+/// Removes the namespace names with its prefix that a failed run left.
+struct Sweeper(String);
 
 impl Drop for Sweeper {
     fn drop(&mut self) {
-        for n in leftovers() {
+        for n in leftovers(&self.0) {
             let _ = swarm_overlay::netns::remove_named(std::path::Path::new("/run/netns").join(n));
         }
     }
@@ -481,4 +487,146 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// An agent restart: a running task's namespace is attached again (the
+/// DNS answers in it again), and `remove` then leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_agent_attaches_a_running_task_again() {
+    use swarm_agent::{Dependencies, Executor, Recovered};
+    use swarm_overlay::allocator::NetworkAllocator;
+    use swarm_overlay::ipam::IpamConfig as Ipam;
+
+    init_logs();
+    if !can_run() {
+        return;
+    }
+    let dir = Dir::new("docker-overlay-recover");
+    let Some(probe) = docker_image::executor(&dir.0.join("probe")).await else {
+        return;
+    };
+    let docker = probe.client().clone();
+    let tag = tag("r");
+    let _sweep = Sweeper(tag.clone());
+    let host = host();
+
+    let mut alloc = NetworkAllocator::new(Ipam::default());
+    let mut net = Network {
+        id: "recovernet".into(),
+        spec: Some(NetworkSpec {
+            annotations: Some(Annotations {
+                name: "back".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    alloc.allocate_network(&mut net).unwrap();
+    let mut task = Task {
+        id: swarm_api::id::new_id(),
+        service_id: "s1".into(),
+        networks: vec![NetworkAttachment {
+            network: Some(net.clone()),
+            ..Default::default()
+        }],
+        spec: Some(TaskSpec {
+            container: Some(ContainerSpec {
+                image: IMAGE.into(),
+                command: vec!["sleep".into(), "1000".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    alloc.allocate_task(&mut task).unwrap();
+    let view = NetworkView {
+        network: Some(net.clone()),
+        services: vec![ServiceEndpoint {
+            service_id: "s1".into(),
+            name: "web".into(),
+            vip: "10.0.0.250/24".into(),
+            ..Default::default()
+        }],
+        tasks: vec![TaskEndpoint {
+            task_id: task.id.clone(),
+            service_id: "s1".into(),
+            name: format!("web.1.{}", task.id),
+            addresses: task.networks[0].addresses.clone(),
+            node_addr: "198.18.0.1".into(),
+            serving: true,
+            ..Default::default()
+        }],
+    };
+    // One agent's networking and executor (made again after a restart).
+    let node = |dir: std::path::PathBuf| {
+        let (tag, host, view) = (tag.clone(), host.path().to_path_buf(), view.clone());
+        async move {
+            let vxlan = VxlanConfig::builder("198.18.0.1".parse().unwrap())
+                .host_netns(host)
+                .prefix(format!("{tag}ov"))
+                .build()
+                .unwrap();
+            let driver = Arc::new(VxlanDriver::new(vxlan).await.unwrap());
+            let attacher = Arc::new(
+                NetworkAttacher::builder(driver.clone())
+                    .data_path_addr("198.18.0.1".parse().unwrap())
+                    .prefix(format!("{tag}t"))
+                    .upstreams(Vec::new())
+                    .build()
+                    .unwrap(),
+            );
+            attacher.set_view(&view).await.unwrap();
+            let exec = DockerExecutor::builder()
+                .root(dir)
+                .networking(attacher)
+                .connect()
+                .await
+                .unwrap();
+            (exec, driver)
+        }
+    };
+    let resolves_web = |id: String| {
+        let out = Command::new("docker")
+            .args(["exec", &id, "nslookup", "web"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("Address: 10.0.0.250")
+    };
+
+    let (exec, driver) = node(dir.0.join("tasks")).await;
+    let c = exec.controller(&task, &Dependencies::default()).unwrap();
+    c.prepare().await.unwrap();
+    c.start().await.unwrap();
+    let id = c.container_status().container_id;
+    eventually("the DNS answering in the task", || async {
+        resolves_web(id.clone()).then_some(())
+    })
+    .await;
+
+    // The agent goes away (its DNS with it); the containers stay.
+    drop((c, exec, driver));
+    eventually("the DNS gone with the agent", || async {
+        (!resolves_web(id.clone())).then_some(())
+    })
+    .await;
+
+    let (exec, driver) = node(dir.0.join("tasks")).await;
+    let c = exec.controller(&task, &Dependencies::default()).unwrap();
+    assert_eq!(c.recover().await.unwrap(), Recovered::Running);
+    assert!(resolves_web(id.clone()), "the DNS answers again");
+    assert_eq!(c.container_status().container_id, id);
+    assert_eq!(containers(&docker, &task.id).await.len(), 2);
+
+    c.remove().await.unwrap();
+    assert!(
+        containers(&docker, &task.id).await.is_empty(),
+        "no sandbox left"
+    );
+    assert!(leftovers(&tag).is_empty(), "no namespace name left");
+    assert!(
+        driver.state().await.unwrap().networks.is_empty(),
+        "no endpoint left"
+    );
 }

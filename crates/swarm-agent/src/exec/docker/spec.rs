@@ -222,6 +222,25 @@ mod tests {
     }
 
     #[test]
+    fn in_a_sandbox_the_hostname_is_the_sandboxs() {
+        let spec = ContainerSpec {
+            image: "img".into(),
+            hostname: "box".into(),
+            ..Default::default()
+        };
+        let extras = Extras {
+            network_mode: "container:abc".into(),
+            file_mounts: Vec::new(),
+        };
+        let body = create_body(&task(spec.clone()), &spec, extras).unwrap();
+        assert_eq!(body.hostname, None, "the engine refuses one here");
+        assert_eq!(
+            body.host_config.unwrap().network_mode.as_deref(),
+            Some("container:abc")
+        );
+    }
+
+    #[test]
     fn without_a_command_the_image_entrypoint_stays() {
         let spec = ContainerSpec {
             image: "img".into(),
