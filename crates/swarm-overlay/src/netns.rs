@@ -9,7 +9,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -86,7 +86,44 @@ impl Netns {
     /// Fails with [`NetnsError::Exists`] when the name is taken; leaves
     /// nothing behind on failure.
     pub fn create(dir: impl AsRef<Path>, name: &str) -> Result<Netns, NetnsError> {
-        let dir = dir.as_ref();
+        Netns::name_with(dir.as_ref(), name, "creating", |target| {
+            std::thread::spawn(move || -> io::Result<()> {
+                unshare(CloneFlags::CLONE_NEWNET)?;
+                bind(Path::new("/proc/thread-self/ns/net"), &target)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("namespace thread panicked")))
+        })
+    }
+
+    /// Names an existing namespace `dir/name` (`ip netns attach NAME PID`):
+    /// `source` is a namespace file, e.g. `/proc/<pid>/ns/net` of a
+    /// process already in it (a container's). The name then keeps the
+    /// namespace alive like one made by [`Netns::create`], and
+    /// [`remove_named`] removes it the same way. Fails with
+    /// [`NetnsError::Exists`] when the name is taken, with
+    /// [`NetnsError::Open`] or [`NetnsError::Sys`] when `source` is not a
+    /// network namespace; leaves nothing behind on failure.
+    pub fn attach(dir: impl AsRef<Path>, name: &str, source: &Path) -> Result<Netns, NetnsError> {
+        // Checked before the name is taken (`setns` refuses a file that is
+        // no network namespace), and bound from the descriptor checked, so
+        // that a pid reused meanwhile cannot swap the namespace.
+        let src = Netns::open(source)?;
+        src.run(|| ())?;
+        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", src.fd.as_raw_fd()));
+        Netns::name_with(dir.as_ref(), name, "attaching", move |target| {
+            bind(&by_fd, &target)
+        })
+    }
+
+    /// Takes the name `dir/name` (a new empty file), lets `mount` bind a
+    /// namespace onto it, and opens it; removes the name on failure.
+    fn name_with(
+        dir: &Path,
+        name: &str,
+        op: &'static str,
+        mount: impl FnOnce(PathBuf) -> io::Result<()>,
+    ) -> Result<Netns, NetnsError> {
         let path = dir.join(name);
         let sys = |op: &'static str, path: &Path| {
             let path = path.to_path_buf();
@@ -100,23 +137,9 @@ impl Netns {
             }
             Err(e) => return Err(sys("creating the file of", &path)(e)),
         }
-        let target = path.clone();
-        let made = std::thread::spawn(move || -> io::Result<()> {
-            unshare(CloneFlags::CLONE_NEWNET)?;
-            mount(
-                Some("/proc/thread-self/ns/net"),
-                &target,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )?;
-            Ok(())
-        })
-        .join()
-        .unwrap_or_else(|_| Err(io::Error::other("namespace thread panicked")));
-        if let Err(e) = made {
+        if let Err(e) = mount(path.clone()) {
             let _ = std::fs::remove_file(&path);
-            return Err(sys("creating", &path)(e));
+            return Err(sys(op, &path)(e));
         }
         match Netns::open(&path) {
             Ok(ns) => Ok(ns),
@@ -212,6 +235,18 @@ impl AsFd for Netns {
     }
 }
 
+/// Bind-mounts the namespace file `source` onto `target`.
+fn bind(source: &Path, target: &Path) -> io::Result<()> {
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )?;
+    Ok(())
+}
+
 /// Removes a named namespace (`ip netns delete`): detaches its bind mount
 /// and deletes the file. The namespace itself lives on while a process or
 /// descriptor still holds it. Removing a name that does not exist is not an
@@ -301,5 +336,46 @@ impl Drop for NetnsGuard {
                 self.ns.path().display()
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    /// A second name for a namespace (as `ip netns attach` makes) is the
+    /// same namespace, outlives the first name and is removed alike; a
+    /// file that is no namespace is refused and leaves no name.
+    #[test]
+    fn attach_names_an_existing_namespace() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIP attach_names_an_existing_namespace: needs root (mount, unshare)");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("swov-netns-{}", std::process::id()));
+        let first = Netns::create(&dir, "first").unwrap();
+        let second = Netns::attach(&dir, "second", first.path()).unwrap();
+        assert_eq!(first.identity().unwrap(), second.identity().unwrap());
+        assert!(matches!(
+            Netns::attach(&dir, "second", first.path()),
+            Err(NetnsError::Exists(_))
+        ));
+        drop(first);
+        remove_named(dir.join("first")).unwrap();
+        let again = Netns::open(dir.join("second")).unwrap();
+        assert_eq!(again.identity().unwrap(), second.identity().unwrap());
+        remove_named(dir.join("second")).unwrap();
+        assert!(!dir.join("second").exists());
+
+        let not_ns = dir.join("plain");
+        std::fs::write(&not_ns, b"x").unwrap();
+        assert!(matches!(
+            Netns::attach(&dir, "third", &not_ns),
+            Err(NetnsError::Sys { op: "entering", .. })
+        ));
+        assert!(!dir.join("third").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

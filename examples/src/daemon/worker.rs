@@ -121,15 +121,15 @@ pub async fn start(config: WorkerConfig) -> Result<Worker, WorkerError> {
             }
             Arc::new(e)
         }
-        // Containers on the engine's default bridge network: overlay
-        // attachment of containers is not done yet.
-        ExecutorKind::Docker => Arc::new(
-            DockerExecutor::builder()
-                .root(tasks_dir)
-                .connect()
-                .await
-                .map_err(WorkerError::Docker)?,
-        ),
+        // Tasks on overlays join them through a sandbox container; the
+        // others stay on the engine's default bridge network.
+        ExecutorKind::Docker => {
+            let mut b = DockerExecutor::builder().root(tasks_dir);
+            if let Some(n) = &networking {
+                b = b.networking(n.clone());
+            }
+            Arc::new(b.connect().await.map_err(WorkerError::Docker)?)
+        }
         // Containers on the task's overlay networks (own namespace, the
         // embedded DNS), else on the node's network.
         ExecutorKind::Runc => {

@@ -107,6 +107,16 @@ pub enum ExecError {
     /// could not be made.
     #[error("network attachment: {0}")]
     Network(String),
+    /// The static program a network sandbox container runs (the host's
+    /// busybox) is missing.
+    #[error(
+        "network sandbox: {} is missing (install Debian busybox-static, or give the executor another static busybox)",
+        path.display()
+    )]
+    SandboxBinary {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
     /// A system call failed.
     #[error("{what}: {source}")]
     Sys {

@@ -15,7 +15,10 @@
 //! The agent hands it the assignments ([`NetworkAttacher::apply`]; views
 //! are applied in order by a background task) and the process executor
 //! calls [`NetworkAttacher::attach`] when it prepares a task with network
-//! attachments and [`NetworkAttacher::detach`] when it removes it.
+//! attachments and [`NetworkAttacher::detach`] when it removes it. The
+//! Docker executor, whose engine makes each container's namespace, calls
+//! [`NetworkAttacher::attach_into`] with the namespace of the task's
+//! sandbox container instead.
 //!
 //! A network is created on this node when its first task here is
 //! attached, and deleted when its last one leaves. Peers are programmed
@@ -23,7 +26,8 @@
 //!
 //! Limits: the process executor shares the host's mount namespace, so a
 //! task's `/etc/resolv.conf` is the host's: programs resolve service names
-//! by asking 127.0.0.11 explicitly (or with a resolver configured so).
+//! by asking 127.0.0.11 explicitly (or with a resolver configured so). The
+//! Docker executor's containers get a `resolv.conf` naming 127.0.0.11.
 //! No gateway bridge is set up: tasks reach their overlay networks only.
 
 pub mod plan;
@@ -438,6 +442,42 @@ impl NetworkAttacher {
     /// Returns the namespace's path (`None`: the task shares the host's
     /// network). Idempotent; on failure nothing of it is left.
     pub async fn attach(&self, task: &Task) -> Result<Option<PathBuf>, NetworkError> {
+        self.attach_from(task, None).await
+    }
+
+    /// Like [`NetworkAttacher::attach`], into a namespace that already
+    /// exists: `netns` is a namespace file such as `/proc/<pid>/ns/net` of
+    /// a process in it (a container's, which the container engine made).
+    /// The task's namespace name is bound to it (as `ip netns attach`
+    /// does), so everything after, [`NetworkAttacher::detach`] included,
+    /// works as for a namespace the attacher made; the namespace itself
+    /// lives on while its processes do. Needs sandboxes
+    /// ([`NetworkAttacher::has_sandboxes`]). Returns the name's path.
+    /// Idempotent; on failure nothing of it is left but the namespace.
+    pub async fn attach_into(&self, task: &Task, netns: &Path) -> Result<PathBuf, NetworkError> {
+        if !self.sandboxes {
+            return Err(NetworkError::Invalid(format!(
+                "task {}: attaching into a namespace needs sandboxes (the {} driver has none)",
+                task.id,
+                self.driver.name()
+            )));
+        }
+        if task.networks.is_empty() {
+            return Err(NetworkError::Invalid(format!(
+                "task {} has no network attachment",
+                task.id
+            )));
+        }
+        self.attach_from(task, Some(netns))
+            .await?
+            .ok_or_else(|| NetworkError::Invalid(format!("task {}: no sandbox made", task.id)))
+    }
+
+    async fn attach_from(
+        &self,
+        task: &Task,
+        source: Option<&Path>,
+    ) -> Result<Option<PathBuf>, NetworkError> {
         if task.networks.is_empty() {
             return Ok(None);
         }
@@ -459,7 +499,7 @@ impl NetworkAttacher {
             resolver: None,
             lb: None,
         };
-        let result = self.build_sandbox(&mut st, task, &mut sb).await;
+        let result = self.build_sandbox(&mut st, task, &mut sb, source).await;
         match result {
             Ok(()) => {
                 st.sandboxes.insert(task.id.clone(), sb);
@@ -477,16 +517,21 @@ impl NetworkAttacher {
         st: &mut State,
         task: &Task,
         sb: &mut Sandbox,
+        source: Option<&Path>,
     ) -> Result<(), NetworkError> {
         if self.sandboxes {
-            // A leftover of an earlier attempt goes first.
+            // A leftover of an earlier attempt (or agent) goes first.
             remove_named(&sb.netns)?;
             let dir = sb
                 .netns
                 .parent()
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| self.netns_dir.clone());
-            Netns::create(dir, &format!("{}-{}", self.prefix, task.id))?;
+            let name = format!("{}-{}", self.prefix, task.id);
+            match source {
+                None => Netns::create(dir, &name)?,
+                Some(existing) => Netns::attach(dir, &name, existing)?,
+            };
         }
         let nsref = if self.sandboxes {
             NetnsRef::Path(sb.netns.clone())
@@ -537,11 +582,18 @@ impl NetworkAttacher {
 
     /// Undoes everything [`NetworkAttacher::attach`] made for a task:
     /// resolver, load balancer, endpoints, namespace, and the networks no
-    /// other task of this node uses. Detaching an unknown task succeeds.
+    /// other task of this node uses. Detaching an unknown task succeeds,
+    /// and removes the task's namespace name if a previous agent left it.
     pub async fn detach(&self, task_id: &str) {
         let mut st = self.state.lock().await;
         if let Some(sb) = st.sandboxes.remove(task_id) {
             self.teardown(&mut st, task_id, sb).await;
+        } else if self.sandboxes
+            && !task_id.is_empty()
+            && task_id.bytes().all(|b| b.is_ascii_alphanumeric())
+            && let Err(e) = remove_named(self.netns_path(task_id))
+        {
+            tracing::warn!(task = task_id, error = %e, "removing a leftover task namespace");
         }
     }
 

@@ -1,12 +1,12 @@
 //! The controller of one task container.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
-use bollard::models::ContainerStateStatusEnum;
+use bollard::models::{ContainerStateStatusEnum, ContainerSummary, Mount};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
     RemoveContainerOptionsBuilder,
@@ -16,6 +16,7 @@ use swarm_api::v1::{ContainerSpec, ContainerStatus, Task};
 use tokio::task::JoinHandle;
 
 use super::mounts::TaskFiles;
+use super::sandbox::{self, Networking};
 use super::spec::{self, Extras};
 use super::wait::{self, is_running};
 use super::{engine, health, image, labels, logs};
@@ -43,6 +44,8 @@ pub(super) struct Settings {
     pub(super) network_mode: String,
     pub(super) pull_timeout: Duration,
     pub(super) logs: LogBuffer,
+    /// The executor's networking, for a task with network attachments.
+    pub(super) network: Option<Networking>,
 }
 
 /// Drives one task as a Docker container. See the [module docs](super).
@@ -57,8 +60,12 @@ pub struct DockerController {
     network_mode: String,
     pull_timeout: Duration,
     logs: LogBuffer,
+    /// The executor's networking, for a task with network attachments.
+    network: Option<Networking>,
     phase: tokio::sync::Mutex<Phase>,
     container: parking_lot::Mutex<Option<String>>,
+    /// The task's network sandbox container, once started (or found).
+    sandbox: parking_lot::Mutex<Option<String>>,
     pid: AtomicI32,
     exit: ExitCell,
     tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
@@ -97,8 +104,10 @@ impl DockerController {
             network_mode: settings.network_mode,
             pull_timeout: settings.pull_timeout,
             logs: settings.logs,
+            network: settings.network,
             phase: tokio::sync::Mutex::new(Phase::New),
             container: parking_lot::Mutex::new(None),
+            sandbox: parking_lot::Mutex::new(None),
             pid: AtomicI32::new(0),
             exit: ExitCell::default(),
             tasks: parking_lot::Mutex::new(Vec::new()),
@@ -117,6 +126,12 @@ impl DockerController {
         self.container.lock().clone()
     }
 
+    /// The id of the task's network sandbox container, once it was started
+    /// (or found).
+    pub fn sandbox_id(&self) -> Option<String> {
+        self.sandbox.lock().clone()
+    }
+
     /// True when the agent left files of the task (secrets, configs).
     pub fn has_files(&self) -> bool {
         self.files.exists()
@@ -130,40 +145,64 @@ impl DockerController {
         self.exit.wait().await
     }
 
-    /// Ids of the engine's containers labelled with this task's id.
-    async fn find(&self) -> Result<Vec<String>, ExecError> {
+    /// The engine's containers labelled with this task's id.
+    async fn find_all(&self) -> Result<Vec<ContainerSummary>, ExecError> {
         let options = ListContainersOptionsBuilder::new()
             .all(true)
             .filters(&labels::task_filter(&self.task.id))
             .build();
-        let found = self
-            .docker
+        self.docker
             .list_containers(Some(options))
             .await
-            .map_err(engine::err("list the task's containers"))?;
-        Ok(found.into_iter().filter_map(|c| c.id).collect())
+            .map_err(engine::err("list the task's containers"))
     }
 
-    /// Creates the container, or adopts one this task created before an
-    /// agent restart and never started.
-    async fn create(&self) -> Result<String, ExecError> {
-        for id in self.find().await? {
-            match wait::state(&self.docker, &id).await? {
-                Some(s) if s.status == Some(ContainerStateStatusEnum::CREATED) => return Ok(id),
-                Some(_) => {
-                    return Err(ExecError::State(
-                        "a container of this task has already run on this node",
-                    ));
-                }
-                None => {}
+    /// Ids of the task's own containers (`sandboxes`: false) or of its
+    /// network sandbox containers (true).
+    async fn find(&self, sandboxes: bool) -> Result<Vec<String>, ExecError> {
+        Ok(self
+            .find_all()
+            .await?
+            .into_iter()
+            .filter(|c| labels::is_sandbox(c.labels.as_ref()) == sandboxes)
+            .filter_map(|c| c.id)
+            .collect())
+    }
+
+    /// Creates the container in `network_mode`, or adopts one this task
+    /// created before an agent restart and never started (one made for
+    /// another sandbox is removed instead).
+    async fn create(&self, network_mode: String, extra: Vec<Mount>) -> Result<String, ExecError> {
+        for id in self.find(false).await? {
+            let found = match self.docker.inspect_container(&id, None).await {
+                Ok(c) => c,
+                Err(e) if engine::is_not_found(&e) => continue,
+                Err(e) => return Err(engine::err(format!("inspect container {id}"))(e)),
+            };
+            let created = found.state.as_ref().and_then(|s| s.status)
+                == Some(ContainerStateStatusEnum::CREATED);
+            let mode = found
+                .host_config
+                .as_ref()
+                .and_then(|h| h.network_mode.as_deref());
+            if !created {
+                return Err(ExecError::State(
+                    "a container of this task has already run on this node",
+                ));
             }
+            if mode == Some(network_mode.as_str()) {
+                return Ok(id);
+            }
+            self.remove_container(&id).await?;
         }
+        let mut file_mounts = self.files.mounts(&self.spec)?;
+        file_mounts.extend(extra);
         let body = spec::create_body(
             &self.task,
             &self.spec,
             Extras {
-                network_mode: self.network_mode.clone(),
-                file_mounts: self.files.mounts(&self.spec)?,
+                network_mode,
+                file_mounts,
             },
         )?;
         let options = CreateContainerOptionsBuilder::new()
@@ -264,31 +303,170 @@ impl DockerController {
         }
     }
 
-    async fn remove_containers(&self) -> Result<(), ExecError> {
-        let mut ids = self.find().await?;
-        if let Some(id) = self.container_id()
+    /// Removes the task's own containers (`sandboxes`: false) or its
+    /// network sandbox containers (true).
+    async fn remove_containers(&self, sandboxes: bool) -> Result<(), ExecError> {
+        let mut ids = self.find(sandboxes).await?;
+        let known = if sandboxes {
+            self.sandbox_id()
+        } else {
+            self.container_id()
+        };
+        if let Some(id) = known
             && !ids.contains(&id)
         {
             ids.push(id);
         }
+        for id in ids {
+            self.remove_container(&id).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes container `id` (stopping it first); gone already is fine.
+    async fn remove_container(&self, id: &str) -> Result<(), ExecError> {
         let options = RemoveContainerOptionsBuilder::new()
             .force(true)
             .v(true)
             .build();
-        for id in ids {
-            match self
-                .docker
-                .remove_container(&id, Some(options.clone()))
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            // Gone, or already being removed.
+            Err(e) if engine::is_not_found(&e) || engine::is_conflict(&e) => Ok(()),
+            Err(e) => Err(engine::err(format!("remove container {id}"))(e)),
+        }
+    }
+
+    /// The task's network mode and extra mounts: with a sandbox, starts it
+    /// (or takes the running one an earlier attempt left) and attaches its
+    /// namespace to the task's networks; on failure nothing of it is left.
+    async fn prepare_network(&self) -> Result<(String, Vec<Mount>), ExecError> {
+        let Some(net) = &self.network else {
+            return Ok((self.network_mode.clone(), Vec::new()));
+        };
+        if !net.attacher.has_sandboxes() {
+            // The no-op attacher: the books only; the task keeps the mode.
+            net.attacher
+                .attach(&self.task)
                 .await
-            {
-                Ok(()) => {}
-                // Gone, or already being removed.
-                Err(e) if engine::is_not_found(&e) || engine::is_conflict(&e) => {}
-                Err(e) => return Err(engine::err(format!("remove container {id}"))(e)),
+                .map_err(|e| ExecError::Network(e.to_string()))?;
+            return Ok((self.network_mode.clone(), Vec::new()));
+        }
+        let binary = net.checked_binary()?;
+        match self.attach_sandbox(net, binary).await {
+            Ok(id) => {
+                let resolv = sandbox::resolv_conf(self.files.dir())?;
+                Ok((sandbox::network_mode(&id), vec![resolv]))
+            }
+            Err(e) => {
+                net.attacher.detach(&self.task.id).await;
+                if let Err(e) = self.remove_containers(true).await {
+                    tracing::warn!(task = %self.task.id, error = %e, "removing a failed network sandbox");
+                }
+                *self.sandbox.lock() = None;
+                Err(e)
             }
         }
-        Ok(())
     }
+
+    /// Starts the sandbox and attaches it; returns its id.
+    async fn attach_sandbox(&self, net: &Networking, binary: &Path) -> Result<String, ExecError> {
+        let (id, pid) = self.start_sandbox(binary).await?;
+        *self.sandbox.lock() = Some(id.clone());
+        net.attacher
+            .attach_into(&self.task, &proc_netns(pid))
+            .await
+            .map_err(|e| ExecError::Network(e.to_string()))?;
+        Ok(id)
+    }
+
+    /// Starts the sandbox container, or takes the running one an earlier
+    /// attempt left (others are removed); returns its id and pid.
+    async fn start_sandbox(&self, binary: &Path) -> Result<(String, i64), ExecError> {
+        for id in self.find(true).await? {
+            match wait::state(&self.docker, &id).await? {
+                Some(s) if is_running(&s) && s.pid.is_some_and(|p| p > 0) => {
+                    return Ok((id, s.pid.unwrap_or_default()));
+                }
+                Some(_) => self.remove_container(&id).await?,
+                None => {}
+            }
+        }
+        let name = sandbox::name(&self.name);
+        let body = sandbox::create_body(
+            &self.task,
+            &self.spec.image,
+            &self.spec.hostname,
+            binary,
+            &name,
+        );
+        let options = CreateContainerOptionsBuilder::new().name(&name).build();
+        let id = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(engine::err(format!("create sandbox container {name}")))?
+            .id;
+        *self.sandbox.lock() = Some(id.clone());
+        self.docker
+            .start_container(&id, None)
+            .await
+            .map_err(engine::err(format!("start sandbox container {name}")))?;
+        match wait::state(&self.docker, &id).await? {
+            Some(s) if is_running(&s) && s.pid.is_some_and(|p| p > 0) => {
+                Ok((id, s.pid.unwrap_or_default()))
+            }
+            _ => Err(ExecError::Engine {
+                what: format!("start sandbox container {name}"),
+                reason: "it is not running once started".into(),
+            }),
+        }
+    }
+}
+
+impl DockerController {
+    /// Undoes [`DockerController::prepare_network`] after a failure.
+    async fn remove_network(&self) {
+        if let Some(net) = &self.network {
+            net.attacher.detach(&self.task.id).await;
+            if let Err(e) = self.remove_containers(true).await {
+                tracing::warn!(task = %self.task.id, error = %e, "removing a network sandbox");
+            }
+            *self.sandbox.lock() = None;
+        }
+    }
+
+    /// After an agent restart: attaches the namespace of the running task
+    /// (process `pid`, in its sandbox's namespace) to its networks again,
+    /// as the DNS and the balancer lived in the previous agent.
+    async fn reattach(&self, pid: i64) -> Result<(), ExecError> {
+        let Some(net) = &self.network else {
+            return Ok(());
+        };
+        if !net.attacher.has_sandboxes() {
+            return net
+                .attacher
+                .attach(&self.task)
+                .await
+                .map(drop)
+                .map_err(|e| ExecError::Network(e.to_string()));
+        }
+        if pid <= 0 {
+            return Err(ExecError::State(
+                "the engine reports no pid for the running task container",
+            ));
+        }
+        net.attacher
+            .attach_into(&self.task, &proc_netns(pid))
+            .await
+            .map(drop)
+            .map_err(|e| ExecError::Network(e.to_string()))
+    }
+}
+
+/// The network namespace file of process `pid`.
+fn proc_netns(pid: i64) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/ns/net"))
 }
 
 #[async_trait]
@@ -303,7 +481,14 @@ impl Controller for DockerController {
         spec::validate(&self.spec)?;
         image::ensure(&self.docker, &self.spec.image, self.pull_timeout).await?;
         self.files.write(&self.spec, &self.deps)?;
-        let id = self.create().await?;
+        let (mode, mounts) = self.prepare_network().await?;
+        let id = match self.create(mode, mounts).await {
+            Ok(id) => id,
+            Err(e) => {
+                self.remove_network().await;
+                return Err(e);
+            }
+        };
         *self.container.lock() = Some(id);
         *phase = Phase::Prepared;
         Ok(())
@@ -383,7 +568,12 @@ impl Controller for DockerController {
         if *phase == Phase::Started {
             self.stop_started(Duration::ZERO, Signal::SIGKILL).await?;
         }
-        self.remove_containers().await?;
+        self.remove_containers(false).await?;
+        if let Some(net) = &self.network {
+            net.attacher.detach(&self.task.id).await;
+        }
+        self.remove_containers(true).await?;
+        *self.sandbox.lock() = None;
         self.files.remove()?;
         *phase = Phase::Removed;
         Ok(())
@@ -398,13 +588,15 @@ impl Controller for DockerController {
                 Recovered::Gone
             });
         }
-        for id in self.find().await? {
+        *self.sandbox.lock() = self.find(true).await?.into_iter().next();
+        for id in self.find(false).await? {
             let Some(state) = wait::state(&self.docker, &id).await? else {
                 continue;
             };
             *self.container.lock() = Some(id.clone());
             if is_running(&state) {
                 tracing::info!(task = %self.task.id, container = %id, "following a task container left by a previous agent");
+                self.reattach(state.pid.unwrap_or_default()).await?;
                 *phase = Phase::Started;
                 self.follow(&id).await;
                 return Ok(Recovered::Running);

@@ -22,6 +22,11 @@ pub const SERVICE_NAME: &str = "swarm-rs.service.name";
 pub const NODE_ID: &str = "swarm-rs.node.id";
 /// The slot of a replicated service's task.
 pub const SLOT: &str = "swarm-rs.task.slot";
+/// What a container of the task is for: [`SANDBOX_ROLE`] on its network
+/// sandbox; absent on the task's own container.
+pub const ROLE: &str = "swarm-rs.task.role";
+/// The [`ROLE`] of a task's network sandbox container.
+pub const SANDBOX_ROLE: &str = "sandbox";
 
 /// The container's labels: the spec's own, then the swarm labels (which
 /// win over a spec label of the same name).
@@ -52,6 +57,27 @@ pub(super) fn for_task(task: &Task, name: &str) -> HashMap<String, String> {
         labels.insert(SLOT.into(), task.slot.to_string());
     }
     labels
+}
+
+/// The labels of the task's network sandbox container `name`: the swarm
+/// labels (not the spec's) and [`ROLE`].
+pub(super) fn for_sandbox(task: &Task, name: &str) -> HashMap<String, String> {
+    let mut labels = for_task(
+        &Task {
+            spec: None,
+            ..task.clone()
+        },
+        name,
+    );
+    labels.insert(ROLE.into(), SANDBOX_ROLE.into());
+    labels
+}
+
+/// True when `labels` are a network sandbox's.
+pub(super) fn is_sandbox(labels: Option<&HashMap<String, String>>) -> bool {
+    labels
+        .and_then(|l| l.get(ROLE))
+        .is_some_and(|r| r == SANDBOX_ROLE)
 }
 
 /// The engine's filter selecting the containers of `task_id`.

@@ -46,18 +46,47 @@
 //!
 //! # Network
 //!
-//! Tasks do not join overlay networks with this executor yet (attaching a
-//! container to a swarm-overlay network is separate work): a container is
-//! on the engine's default `bridge` network, so it reaches the outside
-//! through the host's NAT as a `docker run` container does, and nothing
-//! publishes its ports. [`DockerExecutorBuilder::network_mode`] picks
-//! another mode, e.g. `none` for no network but loopback, or `host`.
+//! A task without network attachments (or any task when the executor has
+//! no [`NetworkAttacher`]) gets the executor's
+//! [network mode](DockerExecutorBuilder::network_mode): by default the
+//! engine's `bridge` network, so it reaches the outside through the
+//! host's NAT as a `docker run` container does, and nothing publishes its
+//! ports; `none` gives no network but loopback, `host` the host's.
+//!
+//! A task with network attachments, when the executor has an attacher
+//! that makes sandboxes ([`DockerExecutorBuilder::networking`]), joins its
+//! swarm overlay networks as Kubernetes pods do, through a pause
+//! container. `prepare` starts the task's **sandbox** container: the
+//! task's image with `NetworkMode: none`, named `<container name>.sandbox`
+//! and labelled with the task's id and [`labels::ROLE`] `sandbox`,
+//! running the host's static busybox
+//! ([`DockerExecutorBuilder::sandbox_binary`], mounted read-only at
+//! [`PAUSE_PATH`]) as `sleep`, so that it runs in any image. The attacher
+//! then names the sandbox's namespace (`/proc/<pid>/ns/net`) as the
+//! task's and joins it to the task's networks (`eth0`, `eth1`...), with
+//! the embedded DNS at 127.0.0.11 and the services' VIPs
+//! ([`NetworkAttacher::attach_into`]). The task's container runs with
+//! `NetworkMode: container:<sandbox id>` (sharing its hostname too: the
+//! spec's `hostname` is given to the sandbox) and a read-only
+//! `/etc/resolv.conf` of the agent's naming 127.0.0.11 only
+//! ([`RESOLV_CONF`]), so programs resolve service names as in Docker's
+//! swarm mode. `remove` removes the task's container, detaches the
+//! networks (endpoints, DNS, VIPs, the namespace's name) and removes the
+//! sandbox. After an agent restart, `recover` attaches a running task's
+//! namespace again (the DNS and balancer lived in the previous agent);
+//! for a task that is gone, `remove` removes whatever sandbox, namespace
+//! name and files are left.
+//!
+//! With the no-op attacher (no sandboxes) the task keeps the executor's
+//! network mode; the attacher only keeps its books.
 //!
 //! [`Controller::wait`]: crate::Controller::wait
 //! [`Controller::recover`]: crate::Controller::recover
 //! [`Recovered::Running`]: crate::Recovered::Running
 //! [`Recovered::Gone`]: crate::Recovered::Gone
 //! [`ExitStatus::signaled`]: crate::ExitStatus::signaled
+//! [`NetworkAttacher`]: crate::network::NetworkAttacher
+//! [`NetworkAttacher::attach_into`]: crate::network::NetworkAttacher::attach_into
 
 mod controller;
 mod describe;
@@ -67,10 +96,12 @@ mod image;
 pub mod labels;
 mod logs;
 mod mounts;
+mod sandbox;
 mod spec;
 mod wait;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -80,10 +111,12 @@ use swarm_api::v1::{NodeDescription, Task};
 pub use controller::DockerController;
 pub use image::normalize_reference;
 pub use mounts::SECRETS_TARGET;
+pub use sandbox::{DEFAULT_SANDBOX_BINARY, PAUSE_PATH, RESOLV_CONF};
 pub use spec::container_name;
 
 use super::process::LogBuffer;
 use super::{Controller, Dependencies, ExecError, Executor};
+use crate::network::NetworkAttacher;
 
 /// Name of the Docker executor in node descriptions.
 pub const EXECUTOR_NAME: &str = "docker";
@@ -110,6 +143,8 @@ pub struct DockerExecutorBuilder {
     log_bytes: usize,
     pull_timeout: Duration,
     request_timeout: Duration,
+    network: Option<Arc<NetworkAttacher>>,
+    sandbox_binary: PathBuf,
 }
 
 impl Default for DockerExecutorBuilder {
@@ -121,6 +156,8 @@ impl Default for DockerExecutorBuilder {
             log_bytes: super::process::DEFAULT_LOG_BYTES,
             pull_timeout: DEFAULT_PULL_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            network: None,
+            sandbox_binary: PathBuf::from(DEFAULT_SANDBOX_BINARY),
         }
     }
 }
@@ -166,6 +203,28 @@ impl DockerExecutorBuilder {
         self
     }
 
+    /// Attach tasks with network attachments through `attacher` (off by
+    /// default: every container gets the [network mode](Self::network_mode)).
+    /// With an attacher that makes sandboxes, such a task's container
+    /// joins a sandbox container's namespace, attached to its overlay
+    /// networks (see the [module docs](self)); with the no-op one, the
+    /// attacher only keeps its books. Give the agent the same attacher
+    /// ([`crate::AgentBuilder::networking`]) so it receives the manager's
+    /// network views.
+    pub fn networking(mut self, attacher: Arc<NetworkAttacher>) -> Self {
+        self.network = Some(attacher);
+        self
+    }
+
+    /// The static busybox on the host that network sandbox containers run
+    /// (default [`DEFAULT_SANDBOX_BINARY`], from Debian busybox-static).
+    /// Checked when a sandbox is made: a task needing one fails with
+    /// [`ExecError::SandboxBinary`] when it is missing.
+    pub fn sandbox_binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.sandbox_binary = path.into();
+        self
+    }
+
     /// Connects to the engine and agrees on an API version with it.
     /// Fails with a clear error when no engine answers on the socket.
     pub async fn connect(self) -> Result<DockerExecutor, ExecError> {
@@ -192,6 +251,10 @@ impl DockerExecutorBuilder {
             network_mode: self.network_mode,
             log_bytes: self.log_bytes,
             pull_timeout: self.pull_timeout,
+            network: self.network.map(|attacher| sandbox::Networking {
+                attacher,
+                binary: self.sandbox_binary,
+            }),
         })
     }
 }
@@ -205,6 +268,7 @@ pub struct DockerExecutor {
     network_mode: String,
     log_bytes: usize,
     pull_timeout: Duration,
+    network: Option<sandbox::Networking>,
 }
 
 impl DockerExecutor {
@@ -267,6 +331,7 @@ impl Executor for DockerExecutor {
                 network_mode: self.network_mode.clone(),
                 pull_timeout: self.pull_timeout,
                 logs: LogBuffer::new(self.log_bytes),
+                network: self.network.clone().filter(|_| !task.networks.is_empty()),
             },
             task,
             deps,

@@ -25,6 +25,11 @@ impl TaskFiles {
         TaskFiles { dir }
     }
 
+    /// The task's directory.
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn secrets_dir(&self) -> PathBuf {
         self.dir.join("run").join("secrets")
     }

@@ -91,7 +91,7 @@ pub(super) fn create_body(
         .and_then(|d| d.to_std().ok())
         .and_then(|d| i64::try_from(d.as_secs()).ok());
     let host_config = HostConfig {
-        network_mode: Some(extras.network_mode),
+        network_mode: Some(extras.network_mode.clone()),
         nano_cpus: limits.map(|l| l.nano_cpus).filter(|n| *n > 0),
         memory: limits.map(|l| l.memory_bytes).filter(|m| *m > 0),
         mounts: (!mounts.is_empty()).then_some(mounts),
@@ -109,7 +109,10 @@ pub(super) fn create_body(
         env: some_vec(&spec.env),
         working_dir: some_str(&spec.dir),
         user: some_str(&spec.user),
-        hostname: some_str(&spec.hostname),
+        // In another container's namespaces the hostname is that
+        // container's (the engine refuses one here).
+        hostname: some_str(&spec.hostname)
+            .filter(|_| !extras.network_mode.starts_with("container:")),
         tty: spec.tty.then_some(true),
         labels: Some(labels::for_task(task, &container_name(task))),
         stop_signal: Some(parse_signal(&spec.stop_signal)?.as_str().to_string()),
@@ -216,6 +219,25 @@ mod tests {
         assert_eq!(host.memory, Some(64 << 20));
         assert_eq!(host.mounts, None);
         assert_eq!((host.readonly_rootfs, host.init), (None, None));
+    }
+
+    #[test]
+    fn in_a_sandbox_the_hostname_is_the_sandboxs() {
+        let spec = ContainerSpec {
+            image: "img".into(),
+            hostname: "box".into(),
+            ..Default::default()
+        };
+        let extras = Extras {
+            network_mode: "container:abc".into(),
+            file_mounts: Vec::new(),
+        };
+        let body = create_body(&task(spec.clone()), &spec, extras).unwrap();
+        assert_eq!(body.hostname, None, "the engine refuses one here");
+        assert_eq!(
+            body.host_config.unwrap().network_mode.as_deref(),
+            Some("container:abc")
+        );
     }
 
     #[test]
