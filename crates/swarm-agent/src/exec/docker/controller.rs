@@ -36,6 +36,10 @@ enum Phase {
     Removed,
 }
 
+/// How long an unhealthy verdict waits for the container to end on its
+/// own before the container is killed.
+const NATURAL_END_WINDOW: Duration = Duration::from_millis(500);
+
 /// What the executor gives each controller.
 #[derive(Debug, Clone)]
 pub(super) struct Settings {
@@ -535,6 +539,12 @@ impl Controller for DockerController {
         tokio::select! {
             exit = self.wait_exit() => Ok(exit),
             why = self.check_health(&id) => {
+                // A check the engine ran as the container was ending fails
+                // (it cannot exec into a stopping container): a natural
+                // end that follows at once wins over the verdict.
+                if let Ok(exit) = tokio::time::timeout(NATURAL_END_WINDOW, self.wait_exit()).await {
+                    return Ok(exit);
+                }
                 tracing::info!(task = %self.task.id, reason = %why, "task unhealthy: stopping it");
                 *self.unhealthy.lock() = Some(why.clone());
                 self.stop_started(Duration::ZERO, Signal::SIGKILL).await?;
