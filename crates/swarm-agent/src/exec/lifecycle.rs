@@ -19,6 +19,48 @@ use super::{ExecError, ExitStatus};
 /// How long to wait for a killed task to be gone.
 pub(crate) const KILL_WAIT: Duration = Duration::from_secs(10);
 
+/// How long an unhealthy verdict waits for the task to end on its own
+/// before the task is killed.
+pub(crate) const NATURAL_END_WINDOW: Duration = Duration::from_millis(500);
+
+/// Where a controller is in a task's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Nothing done yet.
+    New,
+    /// Ready to start (files, image, container or bundle made).
+    Prepared,
+    /// Started.
+    Started,
+    /// Shut down before it was started: it never will be.
+    Stopped,
+    /// Removed.
+    Removed,
+}
+
+/// The first step of `shutdown`: a task not started yet is marked stopped
+/// (it never will start). True when the task was started and must be
+/// stopped.
+pub(crate) async fn shutdown_needs_stop(phase: &tokio::sync::Mutex<Phase>) -> bool {
+    let mut phase = phase.lock().await;
+    match *phase {
+        Phase::New | Phase::Prepared => {
+            *phase = Phase::Stopped;
+            false
+        }
+        Phase::Started => true,
+        Phase::Stopped | Phase::Removed => false,
+    }
+}
+
+/// After an unhealthy verdict: the task's exit if it comes within
+/// [`NATURAL_END_WINDOW`]. A check run as the task was ending fails (a
+/// container being torn down cannot be exec'd into); a natural end that
+/// follows at once wins over the verdict.
+pub(crate) async fn natural_end(exit: impl Future<Output = ExitStatus>) -> Option<ExitStatus> {
+    tokio::time::timeout(NATURAL_END_WINDOW, exit).await.ok()
+}
+
 /// The exit status of a task once it ended; set once by whoever follows
 /// the task, read by `wait`, `shutdown` and status reports.
 #[derive(Debug)]

@@ -20,25 +20,10 @@ use super::sandbox::{self, Networking};
 use super::spec::{self, Extras};
 use super::wait::{self, is_running};
 use super::{engine, health, image, labels, logs};
-use crate::exec::lifecycle::{self, ExitCell};
+use crate::exec::lifecycle::{self, ExitCell, Phase};
 use crate::exec::process::LogBuffer;
 use crate::exec::process::health::HealthPlan;
 use crate::exec::{Controller, Dependencies, ExecError, ExitStatus, Recovered, parse_signal};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    New,
-    /// The container exists (created, not started).
-    Prepared,
-    Started,
-    /// Shut down before it was started: it never will be.
-    Stopped,
-    Removed,
-}
-
-/// How long an unhealthy verdict waits for the container to end on its
-/// own before the container is killed.
-const NATURAL_END_WINDOW: Duration = Duration::from_millis(500);
 
 /// What the executor gives each controller.
 #[derive(Debug, Clone)]
@@ -539,10 +524,7 @@ impl Controller for DockerController {
         tokio::select! {
             exit = self.wait_exit() => Ok(exit),
             why = self.check_health(&id) => {
-                // A check the engine ran as the container was ending fails
-                // (it cannot exec into a stopping container): a natural
-                // end that follows at once wins over the verdict.
-                if let Ok(exit) = tokio::time::timeout(NATURAL_END_WINDOW, self.wait_exit()).await {
+                if let Some(exit) = lifecycle::natural_end(self.wait_exit()).await {
                     return Ok(exit);
                 }
                 tracing::info!(task = %self.task.id, reason = %why, "task unhealthy: stopping it");
@@ -555,16 +537,8 @@ impl Controller for DockerController {
 
     async fn shutdown(&self, grace: Duration, signal: &str) -> Result<(), ExecError> {
         let signal = parse_signal(signal)?;
-        {
-            let mut phase = self.phase.lock().await;
-            match *phase {
-                Phase::New | Phase::Prepared => {
-                    *phase = Phase::Stopped;
-                    return Ok(());
-                }
-                Phase::Started => {}
-                Phase::Stopped | Phase::Removed => return Ok(()),
-            }
+        if !lifecycle::shutdown_needs_stop(&self.phase).await {
+            return Ok(());
         }
         self.stop_started(grace, signal).await
     }

@@ -15,7 +15,7 @@ use super::bundle::Bundle;
 use super::runc::{self, Runc};
 use super::spec::{self, Extras};
 use super::{Shared, user};
-use crate::exec::lifecycle::{self, ExitCell};
+use crate::exec::lifecycle::{self, ExitCell, Phase};
 use crate::exec::process::health::{HealthPlan, HealthState};
 use crate::exec::{
     Controller, Dependencies, ExecError, ExitStatus, LogBuffer, Recovered, parse_signal,
@@ -23,16 +23,6 @@ use crate::exec::{
 
 /// How often a container that is not the agent's child is polled.
 const POLL: Duration = Duration::from_millis(250);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    New,
-    Prepared,
-    Started,
-    /// Shut down before it was started: it never will be.
-    Stopped,
-    Removed,
-}
 
 /// Drives one task as a runc container. See the [module docs](super).
 #[derive(Debug)]
@@ -307,6 +297,13 @@ impl Controller for OciController {
         tokio::select! {
             exit = self.exit.wait() => Ok(exit),
             why = lifecycle::health_loop(plan, &self.health_state, || self.run_check(plan)) => {
+                if let Some(exit) = lifecycle::natural_end(self.exit.wait()).await {
+                    // The verdict is void: later waits report the exit too.
+                    if let Some(h) = self.health_state.lock().as_mut() {
+                        h.unhealthy = None;
+                    }
+                    return Ok(exit);
+                }
                 tracing::info!(task = %self.task.id, reason = %why, "task unhealthy: stopping it");
                 self.stop_started(Duration::ZERO, Signal::SIGKILL).await?;
                 Err(ExecError::Unhealthy(why))
@@ -316,16 +313,8 @@ impl Controller for OciController {
 
     async fn shutdown(&self, grace: Duration, signal: &str) -> Result<(), ExecError> {
         let signal = parse_signal(signal)?;
-        {
-            let mut phase = self.phase.lock().await;
-            match *phase {
-                Phase::New | Phase::Prepared => {
-                    *phase = Phase::Stopped;
-                    return Ok(());
-                }
-                Phase::Started => {}
-                Phase::Stopped | Phase::Removed => return Ok(()),
-            }
+        if !lifecycle::shutdown_needs_stop(&self.phase).await {
+            return Ok(());
         }
         self.stop_started(grace, signal).await
     }

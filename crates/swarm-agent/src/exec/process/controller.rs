@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use super::health::{HealthPlan, HealthState};
 use super::pid_record::PidRecord;
 use super::user::resolve_user;
-use crate::exec::lifecycle::{self, ExitCell};
+use crate::exec::lifecycle::{self, ExitCell, Phase};
 use crate::exec::{
     Controller, Dependencies, ExecError, ExitStatus, LogBuffer, Recovered, files, parse_signal,
 };
@@ -29,16 +29,6 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 
 /// The program that runs a task's process in its network namespace.
 const NSENTER: &str = "nsenter";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    New,
-    Prepared,
-    Started,
-    /// Shut down before it was started: it never will be.
-    Stopped,
-    Removed,
-}
 
 /// Drives one task as a child process. See the [module docs](super).
 #[derive(Debug)]
@@ -373,6 +363,13 @@ impl Controller for ProcessController {
         tokio::select! {
             exit = self.exit.wait() => Ok(exit),
             why = lifecycle::health_loop(plan, &self.health_state, || self.run_check(plan)) => {
+                if let Some(exit) = lifecycle::natural_end(self.exit.wait()).await {
+                    // The verdict is void: later waits report the exit too.
+                    if let Some(h) = self.health_state.lock().as_mut() {
+                        h.unhealthy = None;
+                    }
+                    return Ok(exit);
+                }
                 tracing::info!(task = %self.task_id, reason = %why, "task unhealthy: stopping it");
                 self.stop_started(Duration::ZERO, Signal::SIGKILL).await?;
                 Err(ExecError::Unhealthy(why))
@@ -382,16 +379,8 @@ impl Controller for ProcessController {
 
     async fn shutdown(&self, grace: Duration, signal: &str) -> Result<(), ExecError> {
         let signal = parse_signal(signal)?;
-        {
-            let mut phase = self.phase.lock().await;
-            match *phase {
-                Phase::New | Phase::Prepared => {
-                    *phase = Phase::Stopped;
-                    return Ok(());
-                }
-                Phase::Started => {}
-                Phase::Stopped | Phase::Removed => return Ok(()),
-            }
+        if !lifecycle::shutdown_needs_stop(&self.phase).await {
+            return Ok(());
         }
         self.stop_started(grace, signal).await
     }
