@@ -42,13 +42,15 @@ use swarm_agent::network::NetworkAttacher;
 use swarm_agent::{Agent, AgentHandle};
 use swarm_api::v1::control_client::ControlClient;
 use swarm_api::v1::*;
-use swarm_manager::dispatcher::DispatcherConfig;
-use swarm_manager::{Manager, ManagerBuilder};
+use swarm_manager::Manager;
 use swarm_overlay::driver::NetworkDriver;
 use swarm_overlay::netns::NetnsGuard;
 use swarm_overlay::vxlan::{VxlanConfig, VxlanDriver};
 
 use docker_image::IMAGE;
+
+/// How long each wait may take (agents, allocation, a container start).
+const LIMIT: Duration = Duration::from_secs(45);
 
 const HTTPD: &str =
     "mkdir -p /www && echo hello-$HOSTNAME > /www/index.html && exec httpd -f -p 80 -h /www";
@@ -131,23 +133,6 @@ fn host() -> NetnsGuard {
     ip(&n, &["link", "set", "eth0p", "up"]);
     ip(&n, &["link", "set", "eth0", "up"]);
     h
-}
-
-async fn manager(dir: &std::path::Path) -> Manager {
-    ManagerBuilder::new(dir.join("manager"))
-        .listen_addr("127.0.0.1:0".parse().unwrap())
-        .control_socket(dir.join("manager").join("control.sock"))
-        .raft_config(swarm_raft::RaftConfig::fast())
-        .dispatcher_config(DispatcherConfig {
-            heartbeat_period: Duration::from_millis(300),
-            heartbeat_jitter: Duration::from_millis(30),
-            status_flush_interval: Duration::from_millis(20),
-            network_flush_interval: Duration::from_millis(20),
-            ..DispatcherConfig::default()
-        })
-        .start()
-        .await
-        .unwrap()
 }
 
 /// The prefix of the names of one test's namespaces (tests run at once).
@@ -293,9 +278,9 @@ async fn docker_tasks_reach_a_service_by_name_through_its_vip() {
         return;
     };
     let docker = probe.client().clone();
-    let _sweep = Sweeper(e2e_tag());
+    let _sweep = cluster::NetnsSweeper(e2e_tag());
     let host = host();
-    let m = manager(&dir.0).await;
+    let m = cluster::fast_manager(&dir.0).await;
     let (a, driver) = agent(&m, &dir.0, &host).await;
     a.connected().await;
 
@@ -331,7 +316,7 @@ async fn docker_tasks_reach_a_service_by_name_through_its_vip() {
     }
 
     // The client ends ...
-    let client = eventually_long("the client's task to end", &m, || async {
+    let client = cluster::eventually_tasks("the client's task to end", &m, LIMIT, || async {
         tasks_of(&m, "client").into_iter().find(|t| {
             t.status
                 .as_ref()
@@ -384,7 +369,7 @@ async fn docker_tasks_reach_a_service_by_name_through_its_vip() {
     let state = driver.state().await.unwrap();
     assert_eq!(state.networks.len(), 1);
     assert_eq!(state.networks[0].endpoints.len(), 3, "{state:?}");
-    assert!(!leftovers(&e2e_tag()).is_empty());
+    assert!(!cluster::netns_leftovers(&e2e_tag()).is_empty());
 
     // Removing the services removes every container (sandboxes too), the
     // namespace names and the endpoints.
@@ -405,9 +390,10 @@ async fn docker_tasks_reach_a_service_by_name_through_its_vip() {
             .await
             .unwrap();
     }
-    eventually_long(
+    cluster::eventually_tasks(
         "the containers, names and endpoints removed",
         &m,
+        LIMIT,
         || async {
             for id in &all {
                 if !containers(&docker, id).await.is_empty() {
@@ -422,71 +408,13 @@ async fn docker_tasks_reach_a_service_by_name_through_its_vip() {
                 .iter()
                 .map(|n| n.endpoints.len())
                 .sum();
-            (leftovers(&e2e_tag()).is_empty() && endpoints == 0).then_some(())
+            (cluster::netns_leftovers(&e2e_tag()).is_empty() && endpoints == 0).then_some(())
         },
     )
     .await;
 
     a.shutdown().await;
     drop(m);
-}
-
-/// Namespaces named with `prefix` (tasks' and networks').
-fn leftovers(prefix: &str) -> Vec<String> {
-    std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with(prefix))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Removes the namespace names with its prefix that a failed run left.
-struct Sweeper(String);
-
-impl Drop for Sweeper {
-    fn drop(&mut self) {
-        for n in leftovers(&self.0) {
-            let _ = swarm_overlay::netns::remove_named(std::path::Path::new("/run/netns").join(n));
-        }
-    }
-}
-
-/// Polls `f` for up to 45 s; on time-out, fails listing the tasks.
-async fn eventually_long<T, F, Fut>(what: &str, m: &Manager, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            let tasks: Vec<String> = m
-                .store()
-                .view()
-                .all::<Task>()
-                .iter()
-                .map(|t| {
-                    let st = t.status.clone().unwrap_or_default();
-                    format!(
-                        "{} {}: {:?} {:?} {:?}",
-                        t.display_name(),
-                        t.id,
-                        t.state(),
-                        st.message,
-                        st.err
-                    )
-                })
-                .collect();
-            panic!("timed out waiting for {what}; tasks: {tasks:#?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// An agent restart: a running task's namespace is attached again (the
@@ -507,7 +435,7 @@ async fn a_restarted_agent_attaches_a_running_task_again() {
     };
     let docker = probe.client().clone();
     let tag = tag("r");
-    let _sweep = Sweeper(tag.clone());
+    let _sweep = cluster::NetnsSweeper(tag.clone());
     let host = host();
 
     let mut alloc = NetworkAllocator::new(Ipam::default());
@@ -624,7 +552,10 @@ async fn a_restarted_agent_attaches_a_running_task_again() {
         containers(&docker, &task.id).await.is_empty(),
         "no sandbox left"
     );
-    assert!(leftovers(&tag).is_empty(), "no namespace name left");
+    assert!(
+        cluster::netns_leftovers(&tag).is_empty(),
+        "no namespace name left"
+    );
     assert!(
         driver.state().await.unwrap().networks.is_empty(),
         "no endpoint left"

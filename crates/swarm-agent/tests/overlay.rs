@@ -37,10 +37,13 @@ use swarm_agent::network::NetworkAttacher;
 use swarm_agent::{Agent, AgentHandle, Executor, ProcessExecutor};
 use swarm_api::v1::control_client::ControlClient;
 use swarm_api::v1::*;
-use swarm_manager::dispatcher::DispatcherConfig;
-use swarm_manager::{Manager, ManagerBuilder};
+use swarm_manager::Manager;
 use swarm_overlay::netns::NetnsGuard;
 use swarm_overlay::vxlan::{VxlanConfig, VxlanDriver};
+
+/// How long each wait may take: two agents, allocation, scheduling and a
+/// server start.
+const LIMIT: Duration = Duration::from_secs(60);
 
 fn have(cmd: &str, arg: &str) -> bool {
     Command::new(cmd).arg(arg).output().is_ok()
@@ -127,23 +130,6 @@ impl Underlay {
             _switch: switch,
         }
     }
-}
-
-async fn manager(dir: &std::path::Path) -> Manager {
-    ManagerBuilder::new(dir.join("manager"))
-        .listen_addr("127.0.0.1:0".parse().unwrap())
-        .control_socket(dir.join("manager").join("control.sock"))
-        .raft_config(swarm_raft::RaftConfig::fast())
-        .dispatcher_config(DispatcherConfig {
-            heartbeat_period: Duration::from_millis(300),
-            heartbeat_jitter: Duration::from_millis(30),
-            status_flush_interval: Duration::from_millis(20),
-            network_flush_interval: Duration::from_millis(20),
-            ..DispatcherConfig::default()
-        })
-        .start()
-        .await
-        .unwrap()
 }
 
 /// Which executor the agents run tasks with.
@@ -283,10 +269,10 @@ async fn tasks_on_two_nodes_reach_a_service_by_name_through_its_vip() {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().await;
-    let _sweep = Sweeper;
+    let _sweep = cluster::NetnsSweeper(prefix());
     let dir = Dir::new("overlay");
     let underlay = Underlay::new();
-    let m = manager(&dir.0).await;
+    let m = cluster::fast_manager(&dir.0).await;
     let a = agent(
         &m,
         &dir.0,
@@ -321,7 +307,7 @@ async fn tasks_on_two_nodes_reach_a_service_by_name_through_its_vip() {
     }
     // The client's line came back: DNS gave the VIP, the VIP led to the
     // server's task on the other node, over VXLAN.
-    let got = eventually_long("the client's echo", &m, || async {
+    let got = cluster::eventually_tasks("the client's echo", &m, LIMIT, || async {
         std::fs::read_to_string(&out).ok()
     })
     .await;
@@ -442,7 +428,7 @@ async fn runc_containers_on_two_nodes_reach_a_service_by_name() {
         }
     }
     let _one = ONE_AT_A_TIME.lock().await;
-    let _sweep = Sweeper;
+    let _sweep = cluster::NetnsSweeper(prefix());
     let dir = Dir::new("overlay-runc");
     let images = dir.0.join("images");
     swarm_agent::exec::oci::busybox_rootfs(
@@ -461,7 +447,7 @@ async fn runc_containers_on_two_nodes_reach_a_service_by_name() {
     };
     let _containers = RuncSweeper(vec![runc_root("neta"), runc_root("netb")], dir.0.clone());
     let underlay = Underlay::new();
-    let m = manager(&dir.0).await;
+    let m = cluster::fast_manager(&dir.0).await;
     let a = agent(&m, &dir.0, "neta", &underlay.hosts[0], "198.18.0.1", &exec).await;
     let b = agent(&m, &dir.0, "netb", &underlay.hosts[1], "198.18.0.2", &exec).await;
     a.connected().await;
@@ -480,19 +466,24 @@ async fn runc_containers_on_two_nodes_reach_a_service_by_name() {
             .unwrap();
     }
     // The client completes only once the page came back.
-    eventually_long("the client container to get the page", &m, || async {
-        m.store()
-            .view()
-            .all::<Task>()
-            .iter()
-            .any(|t| {
-                t.service_annotations
-                    .as_ref()
-                    .is_some_and(|s| s.name == "client")
-                    && t.state() == TaskState::Complete
-            })
-            .then_some(())
-    })
+    cluster::eventually_tasks(
+        "the client container to get the page",
+        &m,
+        LIMIT,
+        || async {
+            m.store()
+                .view()
+                .all::<Task>()
+                .iter()
+                .any(|t| {
+                    t.service_annotations
+                        .as_ref()
+                        .is_some_and(|s| s.name == "client")
+                        && t.state() == TaskState::Complete
+                })
+                .then_some(())
+        },
+    )
     .await;
     remove_services(&m, &mut c).await;
     for node in ["neta", "netb"] {
@@ -555,7 +546,7 @@ async fn remove_services(m: &Manager, c: &mut ControlClient<tonic::transport::Ch
             .await
             .unwrap();
     }
-    eventually_long("the namespaces removed", m, || async {
+    cluster::eventually_tasks("the namespaces removed", m, LIMIT, || async {
         let left = leftovers();
         left.is_empty().then_some(())
     })
@@ -564,60 +555,10 @@ async fn remove_services(m: &Manager, c: &mut ControlClient<tonic::transport::Ch
 
 /// Namespaces of this test process's agents (tasks' and networks').
 fn leftovers() -> Vec<String> {
-    let prefix = format!("swat{}", std::process::id());
-    std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with(&prefix))
-                .collect()
-        })
-        .unwrap_or_default()
+    cluster::netns_leftovers(&prefix())
 }
 
-/// Removes what a failed run left.
-struct Sweeper;
-
-impl Drop for Sweeper {
-    fn drop(&mut self) {
-        for n in leftovers() {
-            let _ = swarm_overlay::netns::remove_named(std::path::Path::new("/run/netns").join(n));
-        }
-    }
-}
-
-/// Like [`eventually`], with room for two agents, allocation, scheduling
-/// and a server start.
-async fn eventually_long<T, F, Fut>(what: &str, m: &Manager, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            let tasks: Vec<String> = m
-                .store()
-                .view()
-                .all::<Task>()
-                .iter()
-                .map(|t| {
-                    let st = t.status.clone().unwrap_or_default();
-                    format!(
-                        "{} on {:?}: {:?} {:?} {:?}",
-                        t.display_name(),
-                        t.node_id,
-                        t.state(),
-                        st.message,
-                        st.err
-                    )
-                })
-                .collect();
-            panic!("timed out waiting for {what}; tasks: {tasks:#?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// The prefix of this process's namespace names.
+fn prefix() -> String {
+    format!("swat{}", std::process::id())
 }

@@ -6,6 +6,8 @@
     reason = "a test helper module: each test file uses a different part"
 )]
 
+pub mod cluster;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
