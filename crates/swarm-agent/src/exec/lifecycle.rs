@@ -53,6 +53,61 @@ pub(crate) async fn shutdown_needs_stop(phase: &tokio::sync::Mutex<Phase>) -> bo
     }
 }
 
+/// The first step of `wait`: refused before a start, after a shutdown
+/// that came before the start, and after a remove unless the task's end
+/// was recorded (`exited`).
+pub(crate) async fn wait_allowed(
+    phase: &tokio::sync::Mutex<Phase>,
+    exited: bool,
+) -> Result<(), ExecError> {
+    match *phase.lock().await {
+        Phase::Started => Ok(()),
+        Phase::New | Phase::Prepared => Err(ExecError::State("wait before start")),
+        Phase::Stopped => Err(ExecError::State("task was shut down before it started")),
+        Phase::Removed if !exited => Err(ExecError::State("task was removed")),
+        Phase::Removed => Ok(()),
+    }
+}
+
+/// `wait` for executors that run health checks themselves: the task's
+/// exit, or, once `check` failed as `plan` says, the task killed with
+/// `kill` and an [`ExecError::Unhealthy`] (a natural end right after the
+/// verdict wins, see [`natural_end`]). An earlier verdict is returned
+/// again.
+pub(crate) async fn wait_checked<C, CF, K, KF>(
+    task_id: &str,
+    plan: &HealthPlan,
+    state: &parking_lot::Mutex<Option<HealthState>>,
+    exit: &ExitCell,
+    check: C,
+    kill: K,
+) -> Result<ExitStatus, ExecError>
+where
+    C: FnMut() -> CF,
+    CF: Future<Output = Option<String>>,
+    K: FnOnce() -> KF,
+    KF: Future<Output = Result<(), ExecError>>,
+{
+    if let Some(why) = state.lock().as_ref().and_then(|h| h.unhealthy.clone()) {
+        return Err(ExecError::Unhealthy(why));
+    }
+    tokio::select! {
+        status = exit.wait() => Ok(status),
+        why = health_loop(plan, state, check) => {
+            if let Some(status) = natural_end(exit.wait()).await {
+                // The verdict is void: later waits report the exit too.
+                if let Some(h) = state.lock().as_mut() {
+                    h.unhealthy = None;
+                }
+                return Ok(status);
+            }
+            tracing::info!(task = %task_id, reason = %why, "task unhealthy: stopping it");
+            kill().await?;
+            Err(ExecError::Unhealthy(why))
+        }
+    }
+}
+
 /// After an unhealthy verdict: the task's exit if it comes within
 /// [`NATURAL_END_WINDOW`]. A check run as the task was ending fails (a
 /// container being torn down cannot be exec'd into); a natural end that

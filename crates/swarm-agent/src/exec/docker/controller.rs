@@ -505,15 +505,7 @@ impl Controller for DockerController {
     }
 
     async fn wait(&self) -> Result<ExitStatus, ExecError> {
-        match *self.phase.lock().await {
-            Phase::Started => {}
-            Phase::New | Phase::Prepared => return Err(ExecError::State("wait before start")),
-            Phase::Stopped => return Err(ExecError::State("task was shut down before it started")),
-            Phase::Removed if self.exited().is_none() => {
-                return Err(ExecError::State("task was removed"));
-            }
-            Phase::Removed => {}
-        }
+        lifecycle::wait_allowed(&self.phase, self.exited().is_some()).await?;
         if let Some(why) = self.unhealthy.lock().clone() {
             return Err(ExecError::Unhealthy(why));
         }

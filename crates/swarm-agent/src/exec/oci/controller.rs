@@ -274,41 +274,19 @@ impl Controller for OciController {
     }
 
     async fn wait(&self) -> Result<ExitStatus, ExecError> {
-        match *self.phase.lock().await {
-            Phase::Started => {}
-            Phase::New | Phase::Prepared => return Err(ExecError::State("wait before start")),
-            Phase::Stopped => return Err(ExecError::State("task was shut down before it started")),
-            Phase::Removed if self.exit.get().is_none() => {
-                return Err(ExecError::State("task was removed"));
-            }
-            Phase::Removed => {}
-        }
+        lifecycle::wait_allowed(&self.phase, self.exit.get().is_some()).await?;
         let Some(plan) = &self.health else {
             return Ok(self.exit.wait().await);
         };
-        if let Some(why) = self
-            .health_state
-            .lock()
-            .as_ref()
-            .and_then(|h| h.unhealthy.clone())
-        {
-            return Err(ExecError::Unhealthy(why));
-        }
-        tokio::select! {
-            exit = self.exit.wait() => Ok(exit),
-            why = lifecycle::health_loop(plan, &self.health_state, || self.run_check(plan)) => {
-                if let Some(exit) = lifecycle::natural_end(self.exit.wait()).await {
-                    // The verdict is void: later waits report the exit too.
-                    if let Some(h) = self.health_state.lock().as_mut() {
-                        h.unhealthy = None;
-                    }
-                    return Ok(exit);
-                }
-                tracing::info!(task = %self.task.id, reason = %why, "task unhealthy: stopping it");
-                self.stop_started(Duration::ZERO, Signal::SIGKILL).await?;
-                Err(ExecError::Unhealthy(why))
-            }
-        }
+        lifecycle::wait_checked(
+            &self.task.id,
+            plan,
+            &self.health_state,
+            &self.exit,
+            || self.run_check(plan),
+            || self.stop_started(Duration::ZERO, Signal::SIGKILL),
+        )
+        .await
     }
 
     async fn shutdown(&self, grace: Duration, signal: &str) -> Result<(), ExecError> {
