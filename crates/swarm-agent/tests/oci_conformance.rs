@@ -454,3 +454,39 @@ async fn an_unhealthy_container_is_killed() {
     c.remove().await.unwrap();
     assert_clean(&exec, &task.id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_init_the_program_is_not_pid_1_and_stops_on_sigterm() {
+    if skip("init") {
+        return;
+    }
+    if !oci::INIT_CANDIDATES.iter().any(|p| Path::new(p).is_file()) {
+        eprintln!("SKIP init: no static tini (bash scripts/setup installs Debian's tini)");
+        return;
+    }
+    let dir = common::Dir::new("oci-init");
+    let exec = executor_in(&dir.0);
+    // Without an init, a shell as PID 1 ignores SIGTERM and only the
+    // SIGKILL after the grace period would end it.
+    let task = task_with(ContainerSpec {
+        init: true,
+        ..sh("echo pid=$$; echo ready; exec sleep 600")
+    });
+    let c = exec.controller(&task, &Dependencies::default()).unwrap();
+    c.prepare().await.unwrap();
+    c.start().await.unwrap();
+    let lines = output_until(c.as_ref(), "ready").await;
+    let pid = lines.iter().find_map(|l| l.strip_prefix("pid=")).unwrap();
+    assert_ne!(pid, "1", "the init is PID 1, not the program");
+    tokio::time::timeout(
+        common::WAIT,
+        c.shutdown(std::time::Duration::from_secs(600), "SIGTERM"),
+    )
+    .await
+    .expect("SIGTERM reached the program through the init")
+    .unwrap();
+    let exit = c.wait().await.unwrap();
+    assert_eq!(exit.signal, Some(15), "{exit:?}");
+    c.remove().await.unwrap();
+    assert_clean(&exec, &task.id);
+}

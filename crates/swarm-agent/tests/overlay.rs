@@ -27,6 +27,7 @@
 
 mod common;
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -238,14 +239,16 @@ socketserver.ThreadingTCPServer.allow_reuse_address = True
 socketserver.ThreadingTCPServer(("0.0.0.0", 8080), H).serve_forever()
 '"#;
 
-/// Resolves `server` at the embedded DNS, then sends a line to port 8080
-/// of the answer (the VIP) and writes what came back, and the VIP, to
-/// `out`. Retries until it works (the server may not be up yet).
+/// Resolves `server` through the task's /etc/resolv.conf (which must name
+/// the embedded DNS: the host's resolver knows no `server`), then sends a
+/// line to port 8080 of the answer (the VIP) and writes what came back,
+/// and the VIP, to `out`. Retries until it works (the server may not be
+/// up yet).
 fn client_script(out: &std::path::Path) -> String {
     let out = out.display();
     format!(
         r#"while true; do
-  vip=$(dig +short +time=1 +tries=1 @127.0.0.11 server | head -n1)
+  vip=$(dig +short +time=1 +tries=1 server | head -n1)
   if [ -n "$vip" ] && exec 3<>/dev/tcp/$vip/8080; then
     echo hello >&3
     if read -r -t 2 reply <&3 && [ -n "$reply" ]; then
@@ -294,16 +297,23 @@ async fn tasks_on_two_nodes_reach_a_service_by_name_through_its_vip() {
     a.connected().await;
     b.connected().await;
     let mut c = overlay_network(&m).await;
-    let out = dir.0.join("client.out");
-    for (name, node, script) in [
-        ("server", "neta", ECHO_SERVER.to_string()),
-        ("client", "netb", client_script(&out)),
+    // The client runs as `nobody`: it drops privileges only after entering
+    // its namespace; it writes where anyone may.
+    let shared = dir.0.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = shared.join("client.out");
+    for (name, node, script, user) in [
+        ("server", "neta", ECHO_SERVER.to_string(), ""),
+        ("client", "netb", client_script(&out), "nobody"),
     ] {
-        c.create_service(CreateServiceRequest {
-            spec: Some(service(name, node, &script, &Exec::Process)),
-        })
-        .await
-        .unwrap();
+        let mut spec = service(name, node, &script, &Exec::Process);
+        if let Some(container) = spec.task.as_mut().and_then(|t| t.container.as_mut()) {
+            container.user = user.into();
+        }
+        c.create_service(CreateServiceRequest { spec: Some(spec) })
+            .await
+            .unwrap();
     }
     // The client's line came back: DNS gave the VIP, the VIP led to the
     // server's task on the other node, over VXLAN.
@@ -341,6 +351,8 @@ async fn tasks_on_two_nodes_reach_a_service_by_name_through_its_vip() {
         "DNS answered the VIP: {got}"
     );
     assert_eq!(words.next(), Some("hello"), "the line came back: {got}");
+    let owner = std::fs::metadata(&out).unwrap().uid();
+    assert_eq!(owner, 65534, "the client ran as nobody");
     assert!(
         vip.starts_with("10.199.0."),
         "the VIP is on the overlay: {vip}"

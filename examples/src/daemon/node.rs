@@ -252,7 +252,14 @@ async fn serve(
                 break;
             }
             role = role_change(&mut roles) => match (role, manager.is_some()) {
-                (NodeRole::Manager, false) => manager = Some(promote(opts).await?),
+                // A signal interrupts a promotion still retrying to join.
+                (NodeRole::Manager, false) => tokio::select! {
+                    m = promote(opts) => manager = Some(m?),
+                    s = &mut signal => {
+                        tracing::info!(signal = s?, "shutting down during the promotion");
+                        break;
+                    }
+                },
                 (NodeRole::Worker, true) => {
                     if let Some(m) = manager.take() {
                         demote(opts, m).await?;

@@ -24,11 +24,9 @@
 //! attached, and deleted when its last one leaves. Peers are programmed
 //! only for networks that exist on the node.
 //!
-//! Limits: the process executor shares the host's mount namespace, so a
-//! task's `/etc/resolv.conf` is the host's: programs resolve service names
-//! by asking 127.0.0.11 explicitly (or with a resolver configured so). The
-//! Docker executor's containers get a `resolv.conf` naming 127.0.0.11.
-//! No gateway bridge is set up: tasks reach their overlay networks only.
+//! Every executor gives tasks on networks an `/etc/resolv.conf` naming
+//! the embedded DNS only ([`RESOLV_CONF`]), so programs resolve service
+//! names as in Docker. No gateway bridge is set up: tasks reach their overlay networks only.
 
 pub mod plan;
 
@@ -51,6 +49,10 @@ use swarm_overlay::vxlan::{VxlanConfig, VxlanDriver};
 use tokio::sync::mpsc;
 
 use plan::{ViewPlan, record_changes};
+
+/// The `/etc/resolv.conf` of tasks on networks: the embedded DNS only
+/// (as in Docker's user-defined networks).
+pub const RESOLV_CONF: &str = "nameserver 127.0.0.11\noptions ndots:0\n";
 
 /// Default prefix of task namespace names (`swt-<task id>`).
 pub const DEFAULT_TASK_PREFIX: &str = "swt";

@@ -111,7 +111,8 @@ use swarm_api::v1::{NodeDescription, Task};
 pub use controller::DockerController;
 pub use image::normalize_reference;
 pub use mounts::SECRETS_TARGET;
-pub use sandbox::{DEFAULT_SANDBOX_BINARY, PAUSE_PATH, RESOLV_CONF};
+pub use crate::network::RESOLV_CONF;
+pub use sandbox::{DEFAULT_SANDBOX_BINARY, PAUSE_PATH};
 pub use spec::container_name;
 
 use super::process::LogBuffer;

@@ -35,8 +35,7 @@ pub const PAUSE_PATH: &str = "/.swarm-pause/busybox";
 /// What the sandbox runs: a sleep of about 68 years.
 const PAUSE_ARGS: [&str; 2] = ["sleep", "2147483647"];
 
-/// The task container's `/etc/resolv.conf`: the embedded DNS only.
-pub const RESOLV_CONF: &str = "nameserver 127.0.0.11\noptions ndots:0\n";
+use crate::network::RESOLV_CONF;
 
 /// Where the task's `resolv.conf` is written in its directory.
 const RESOLV_CONF_FILE: &str = "resolv.conf";

@@ -19,12 +19,10 @@ use swarm_api::v1::ContainerSpec;
 
 use super::config::Spec;
 use crate::exec::{Dependencies, ExecError, files};
+use crate::network::RESOLV_CONF;
 
 /// Where secrets appear inside a container.
 pub const SECRETS_TARGET: &str = "/run/secrets";
-
-/// The embedded DNS server of task namespaces.
-const EMBEDDED_DNS: &str = "127.0.0.11";
 
 /// One task's bundle directory.
 #[derive(Debug, Clone)]
@@ -115,7 +113,7 @@ impl Bundle {
         let etc = self.etc_dir();
         fs::create_dir_all(&etc).map_err(ExecError::io(&etc))?;
         let resolv = match overlay_address {
-            Some(_) => format!("nameserver {EMBEDDED_DNS}\noptions ndots:0\n"),
+            Some(_) => RESOLV_CONF.to_string(),
             None => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         };
         let address = overlay_address.flatten().unwrap_or("127.0.1.1");

@@ -135,6 +135,7 @@ impl OciController {
                 cgroups_path: format!("/{}/{}", self.shared.cgroup_parent, self.id),
                 pids_limit: self.shared.pids_limit,
                 files,
+                init: self.shared.init.clone(),
             },
         )?;
         self.bundle.write_config(&config)

@@ -17,7 +17,12 @@
 //!   image's `/etc/passwd` and `/etc/group`, `hostname` (default: the
 //!   first 12 characters of the task id), no new privileges, Docker's
 //!   default capabilities plus `capability_add` minus `capability_drop`,
-//!   `read_only` for a read-only root.
+//!   `read_only` for a read-only root. With `init`, a static tini (the
+//!   node's `docker-init`, [`OciExecutorBuilder::init_binary`]) is
+//!   bind-mounted at [`INIT_PATH`] and runs as PID 1 with the program as
+//!   its child, forwarding signals and reaping orphans (Docker's
+//!   `--init`). A `tty` is not supported (runc would need a console
+//!   socket and the agent a terminal reader): such tasks are refused.
 //! - **Mounts**: `/proc`, a `/dev` tmpfs, devpts, `/dev/shm`, mqueue, a
 //!   read-only sysfs, the spec's bind and tmpfs mounts (volumes are not
 //!   supported), and read-only file binds: `/etc/resolv.conf`,
@@ -77,7 +82,7 @@ use swarm_api::v1::{EngineDescription, NodeDescription, Platform, Resources, Tas
 pub use bundle::SECRETS_TARGET;
 pub use controller::OciController;
 pub use image::{ImageStore, ROOTFS_DIR, busybox_rootfs};
-pub use spec::DEFAULT_CAPABILITIES;
+pub use spec::{DEFAULT_CAPABILITIES, INIT_PATH};
 
 use super::{Controller, Dependencies, ExecError, Executor};
 use crate::network::NetworkAttacher;
@@ -112,6 +117,7 @@ struct Shared {
     network: Option<Arc<NetworkAttacher>>,
     pids_limit: Option<i64>,
     cgroup_parent: String,
+    init: Option<PathBuf>,
 }
 
 /// Settings of an [`OciExecutor`]; [`OciExecutorBuilder::build`] checks
@@ -125,9 +131,28 @@ pub struct OciExecutorBuilder {
     network: Option<Arc<NetworkAttacher>>,
     pids_limit: Option<i64>,
     cgroup_parent: String,
+    init: Option<PathBuf>,
 }
 
+/// Where the init binary is looked for when none is given: Docker's
+/// `docker-init`, then tini (Debian's `tini` package). It must be static:
+/// it runs inside the container's root filesystem.
+pub const INIT_CANDIDATES: [&str; 4] = [
+    "/usr/bin/docker-init",
+    "/usr/libexec/docker/docker-init",
+    "/usr/bin/tini-static",
+    "/usr/sbin/tini-static",
+];
+
 impl OciExecutorBuilder {
+    /// The init binary run as PID 1 of tasks whose spec sets `init` (a
+    /// static tini; default: the first of [`INIT_CANDIDATES`] present).
+    /// Without one, such tasks are refused at prepare.
+    pub fn init_binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.init = Some(path.into());
+        self
+    }
+
     /// The image store's directory (default `<root>/.images`; an agent
     /// gives `<state dir>/images`).
     pub fn images(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -205,6 +230,12 @@ impl OciExecutorBuilder {
                 network: self.network,
                 pids_limit: self.pids_limit.filter(|p| *p > 0),
                 cgroup_parent: self.cgroup_parent,
+                init: self.init.or_else(|| {
+                    INIT_CANDIDATES
+                        .iter()
+                        .map(PathBuf::from)
+                        .find(|p| p.is_file())
+                }),
             }),
         })
     }
@@ -228,6 +259,7 @@ impl OciExecutor {
             network: None,
             pids_limit: None,
             cgroup_parent: DEFAULT_CGROUP_PARENT.to_string(),
+            init: None,
         }
     }
 

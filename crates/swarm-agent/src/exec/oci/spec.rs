@@ -123,7 +123,12 @@ pub(crate) struct Extras {
     /// Read-only file bind mounts: `(host file, container path)`
     /// (resolv.conf, hosts, hostname, secrets, configs).
     pub(crate) files: Vec<(PathBuf, String)>,
+    /// The node's init binary (a static tini), for specs asking for one.
+    pub(crate) init: Option<PathBuf>,
 }
+
+/// Where the init binary appears in a container (Docker's path).
+pub const INIT_PATH: &str = "/sbin/docker-init";
 
 fn unsupported(what: &str) -> ExecError {
     ExecError::Unsupported {
@@ -200,9 +205,6 @@ pub(crate) fn validate(spec: &ContainerSpec) -> Result<(), ExecError> {
     }
     if spec.tty {
         return Err(unsupported("tty"));
-    }
-    if spec.init {
-        return Err(unsupported("init process"));
     }
     for e in &spec.env {
         if !e.contains('=') || e.starts_with('=') {
@@ -383,6 +385,21 @@ pub(crate) fn build(task: &Task, spec: &ContainerSpec, extras: &Extras) -> Resul
             options: vec!["rbind".into(), "ro".into()],
         });
     }
+    let mut args: Vec<String> = spec.command.iter().chain(&spec.args).cloned().collect();
+    if spec.init {
+        // As Docker's `--init`: a static tini is PID 1, forwards signals to
+        // the program and reaps orphans.
+        let init = extras.init.as_ref().ok_or_else(|| {
+            unsupported("an init process (no docker-init or tini binary on this node)")
+        })?;
+        mounts.push(Mount {
+            destination: INIT_PATH.into(),
+            kind: "bind".into(),
+            source: init.to_string_lossy().into_owned(),
+            options: vec!["bind".into(), "ro".into()],
+        });
+        args.splice(0..0, [INIT_PATH.to_string(), "--".to_string()]);
+    }
     let mut namespaces: Vec<Namespace> = ["pid", "ipc", "uts", "mount"]
         .iter()
         .map(|k| Namespace {
@@ -405,7 +422,7 @@ pub(crate) fn build(task: &Task, spec: &ContainerSpec, extras: &Extras) -> Resul
                 gid: extras.user.gid,
                 additional_gids: extras.user.additional_gids.clone(),
             },
-            args: spec.command.iter().chain(&spec.args).cloned().collect(),
+            args,
             env: environment(spec, &hostname, &extras.user.home),
             cwd: if spec.dir.is_empty() {
                 "/".into()
@@ -475,6 +492,7 @@ mod tests {
             cgroups_path: "/swarm-runc/swarm-x".into(),
             pids_limit: Some(64),
             files: vec![(PathBuf::from("/b/resolv.conf"), "/etc/resolv.conf".into())],
+            init: Some(PathBuf::from("/usr/bin/tini-static")),
         }
     }
 
@@ -590,6 +608,27 @@ mod tests {
         let r = &s.linux.resources;
         assert_eq!((&r.memory, &r.cpu, &r.pids), (&None, &None, &None));
         assert_eq!(s.process.env[0], format!("PATH={DEFAULT_PATH}"));
+    }
+
+    #[test]
+    fn an_init_runs_the_program_as_its_child() {
+        let with_init = ContainerSpec {
+            init: true,
+            args: vec!["x".into()],
+            ..spec()
+        };
+        let s = build(&task(with_init.clone(), None), &with_init, &extras()).unwrap();
+        assert_eq!(s.process.args[..2], [INIT_PATH, "--"]);
+        assert_eq!(s.process.args.last().map(String::as_str), Some("x"));
+        let m = s.mounts.iter().find(|m| m.destination == INIT_PATH).unwrap();
+        assert_eq!(m.source, "/usr/bin/tini-static");
+        assert!(m.options.contains(&"ro".to_string()));
+        let mut none = extras();
+        none.init = None;
+        assert!(matches!(
+            build(&task(with_init.clone(), None), &with_init, &none),
+            Err(ExecError::Unsupported { .. })
+        ));
     }
 
     #[test]

@@ -16,19 +16,17 @@ use swarm_api::v1::{ContainerSpec, ContainerStatus, Task};
 use tokio::task::JoinHandle;
 
 use super::health::{HealthPlan, HealthState};
+use super::in_netns;
 use super::pid_record::PidRecord;
 use super::user::resolve_user;
 use crate::exec::lifecycle::{self, ExitCell, Phase};
 use crate::exec::{
     Controller, Dependencies, ExecError, ExitStatus, LogBuffer, Recovered, files, parse_signal,
 };
-use crate::network::NetworkAttacher;
+use crate::network::{NetworkAttacher, RESOLV_CONF};
 
 /// `PATH` given to tasks.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// The program that runs a task's process in its network namespace.
-const NSENTER: &str = "nsenter";
 
 /// Drives one task as a child process. See the [module docs](super).
 #[derive(Debug)]
@@ -110,6 +108,11 @@ impl ProcessController {
         self.dir.join("configs")
     }
 
+    /// The task's `/etc/resolv.conf` when it runs in a namespace of its own.
+    fn resolv_conf(&self) -> PathBuf {
+        self.dir.join("resolv.conf")
+    }
+
     fn unsupported(what: &str) -> ExecError {
         ExecError::Unsupported {
             executor: super::EXECUTOR_NAME.to_string(),
@@ -171,20 +174,32 @@ impl ProcessController {
         let (program, args) = argv
             .split_first()
             .ok_or_else(|| ExecError::InvalidSpec("empty command".into()))?;
-        let mut cmd = match self.netns.lock().as_ref() {
+        let user = if self.spec.user.is_empty() {
+            None
+        } else {
+            Some(resolve_user(&self.spec.user)?)
+        };
+        let netns = self.netns.lock().clone();
+        let mut cmd = match &netns {
             Some(ns) => {
-                // nsenter enters the namespace and execs the program: the
-                // pid and process group stay the task's.
-                let mut c = tokio::process::Command::new(NSENTER);
-                c.arg(format!("--net={}", ns.display()))
-                    .arg("--")
-                    .arg(program);
+                // The wrapper enters the namespace, covers resolv.conf and
+                // drops to the user, each step exec'ing the next: the pid
+                // and process group stay the task's.
+                let wrapped = in_netns::wrap(ns, &self.resolv_conf(), user.as_ref(), argv)?;
+                let mut c = tokio::process::Command::new(&wrapped[0]);
+                c.args(&wrapped[1..]);
                 c
             }
-            None => tokio::process::Command::new(program),
+            None => {
+                let mut c = tokio::process::Command::new(program);
+                c.args(args);
+                if let Some(u) = &user {
+                    c.uid(u.uid).gid(u.gid);
+                }
+                c
+            }
         };
-        cmd.args(args)
-            .env_clear()
+        cmd.env_clear()
             .env("PATH", DEFAULT_PATH)
             .env("SWARM_TASK_ID", &self.task_id)
             .env("SWARM_TASK_DIR", &self.dir)
@@ -193,12 +208,8 @@ impl ProcessController {
         if !self.spec.hostname.is_empty() {
             cmd.env("HOSTNAME", &self.spec.hostname);
         }
-        if !self.spec.user.is_empty() {
-            let user = resolve_user(&self.spec.user)?;
-            cmd.uid(user.uid).gid(user.gid);
-            if let Some(home) = user.home {
-                cmd.env("HOME", home);
-            }
+        if let Some(home) = user.and_then(|u| u.home) {
+            cmd.env("HOME", home);
         }
         for e in &self.spec.env {
             if let Some((k, v)) = e.split_once('=') {
@@ -291,6 +302,10 @@ impl Controller for ProcessController {
                 .attach(task)
                 .await
                 .map_err(|e| ExecError::Network(e.to_string()))?;
+            if ns.is_some() {
+                let resolv = self.resolv_conf();
+                fs::write(&resolv, RESOLV_CONF).map_err(ExecError::io(&resolv))?;
+            }
             *self.netns.lock() = ns;
         }
         *phase = Phase::Prepared;

@@ -30,11 +30,13 @@
 //! has a [`NetworkAttacher`] ([`ProcessExecutor::networking`]) and the task
 //! has network attachments: then `prepare` gives the task a namespace of
 //! its own joined to its networks, the process (and its health checks) run
-//! in it through `nsenter --net=<namespace>` (util-linux), and `remove`
-//! takes it down.
+//! in it with a private mount namespace whose `/etc/resolv.conf` names the
+//! embedded DNS at 127.0.0.11 (through util-linux's `nsenter`, `unshare`
+//! and `setpriv`, see `in_netns`), and `remove` takes it down.
 
 mod controller;
 pub(crate) mod health;
+mod in_netns;
 pub mod pid_record;
 mod user;
 
