@@ -66,23 +66,7 @@ pub struct DockerController {
 impl DockerController {
     /// A controller for `task`.
     pub(super) fn new(settings: Settings, task: &Task, deps: &Dependencies) -> Self {
-        let spec = task
-            .spec
-            .as_ref()
-            .and_then(|s| s.container.clone())
-            .unwrap_or_default();
-        // Keep only what this task refers to.
-        let mut mine = Dependencies::default();
-        for r in &spec.secrets {
-            if let Some(s) = deps.secrets.get(&r.secret_id) {
-                mine.secrets.insert(r.secret_id.clone(), s.clone());
-            }
-        }
-        for r in &spec.configs {
-            if let Some(c) = deps.configs.get(&r.config_id) {
-                mine.configs.insert(r.config_id.clone(), c.clone());
-            }
-        }
+        let (spec, mine) = deps.for_task(task);
         DockerController {
             docker: settings.docker,
             name: spec::container_name(task),

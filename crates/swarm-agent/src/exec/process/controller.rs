@@ -51,26 +51,10 @@ pub struct ProcessController {
 impl ProcessController {
     /// A controller for `task` living in `dir`.
     pub fn new(task: &Task, deps: &Dependencies, dir: PathBuf, log_bytes: usize) -> Self {
-        let spec = task
-            .spec
-            .as_ref()
-            .and_then(|s| s.container.clone())
-            .unwrap_or_default();
+        let (spec, mine) = deps.for_task(task);
         let health = HealthPlan::from_spec(spec.healthcheck.as_ref())
             .ok()
             .flatten();
-        // Keep only what this task refers to.
-        let mut mine = Dependencies::default();
-        for r in &spec.secrets {
-            if let Some(s) = deps.secrets.get(&r.secret_id) {
-                mine.secrets.insert(r.secret_id.clone(), s.clone());
-            }
-        }
-        for r in &spec.configs {
-            if let Some(c) = deps.configs.get(&r.config_id) {
-                mine.configs.insert(r.config_id.clone(), c.clone());
-            }
-        }
         ProcessController {
             task_id: task.id.clone(),
             spec,
