@@ -12,5 +12,5 @@ pub use handler::{SandboxHandler, TTL};
 pub use records::{
     Lookup, NetworkRecord, RecordDb, ResolutionMode, ServiceRecord, TaskRecord, normalize,
 };
-pub use server::{REDIRECT_TABLE, RESOLVER_ADDR, ResolverConfig, SandboxResolver};
+pub use server::{REDIRECT_TABLE, RESOLVER_ADDR, ResolverConfig, SandboxResolver, UDP_BUFFER};
 pub use upstream::{DEFAULT_INFLIGHT, DEFAULT_TIMEOUT, Upstreams, parse_resolv_conf};
