@@ -111,6 +111,7 @@ fn local_answer(
         _ => return Some(Vec::new()),
     };
     let mut records: Vec<Record> = addrs
+        .as_slice()
         .iter()
         .filter(|a| want_v4.is_none_or(|v4| a.is_ipv4() == v4))
         .map(|&a| Record::from_rdata(name.clone(), TTL, RData::from(a)))

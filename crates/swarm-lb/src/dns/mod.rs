@@ -1,12 +1,14 @@
 //! The embedded DNS: one [`RecordDb`] per node, one [`SandboxResolver`]
 //! per task namespace.
 
+mod answer;
 mod from_api;
 mod handler;
 mod records;
 mod server;
 mod upstream;
 
+pub use answer::Addrs;
 pub use from_api::{network_record, service_record, task_name, task_record};
 pub use handler::{SandboxHandler, TTL};
 pub use records::{

@@ -5,11 +5,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use parking_lot::RwLock;
 use rand::seq::SliceRandom;
 
+use super::answer::{Addrs, Key};
 use crate::error::{LbError, Result};
 
 /// How a service name resolves.
@@ -108,7 +108,7 @@ struct Network {
     reverse: HashMap<IpAddr, Vec<String>>,
     /// Every name's answer, computed at write time: a query is one probe
     /// of this map, however the name resolves (service, `tasks.`, task).
-    answers: HashMap<String, Arc<[IpAddr]>>,
+    answers: HashMap<Key, Addrs>,
 }
 
 /// Normalises a DNS name: lower case, no trailing dot.
@@ -164,10 +164,10 @@ impl Network {
         for key in keys {
             match self.resolve(&key) {
                 Some(addrs) => {
-                    self.answers.insert(key, addrs.into());
+                    self.answers.insert(Key::new(&key), Addrs::from_vec(addrs));
                 }
                 None => {
-                    self.answers.remove(&key);
+                    self.answers.remove(key.as_str());
                 }
             }
         }
@@ -392,7 +392,7 @@ impl RecordDb {
     pub fn lookup(&self, networks: &[String], name: &str) -> Lookup {
         match self.answers(networks, name) {
             Some(addrs) => {
-                let mut addrs = addrs.to_vec();
+                let mut addrs = addrs.as_slice().to_vec();
                 addrs.shuffle(&mut rand::rng());
                 Lookup::Found(addrs)
             }
@@ -403,7 +403,7 @@ impl RecordDb {
     /// Like [`RecordDb::lookup`] without copying: the shared answer of
     /// `name` (any case, trailing dot or not) on the first of `networks`
     /// that knows it, in a fixed order (shuffle what you send).
-    pub fn answers(&self, networks: &[String], name: &str) -> Option<Arc<[IpAddr]>> {
+    pub fn answers(&self, networks: &[String], name: &str) -> Option<Addrs> {
         with_key(name, |key| {
             let g = self.inner.read();
             networks
@@ -627,12 +627,12 @@ mod tests {
                 all.extend((0..5).map(|t| format!("task{t}")));
                 for name in all {
                     let mut want = net.resolve(&name);
-                    let mut got = net.answers.get(&name).map(|a| a.to_vec());
+                    let mut got = net.answers.get(name.as_str()).map(|a| a.as_slice().to_vec());
                     if let Some(v) = want.as_mut() { v.sort() }
                     if let Some(v) = got.as_mut() { v.sort() }
                     proptest::prop_assert_eq!(got, want, "{}", name);
                 }
-                proptest::prop_assert!(net.answers.keys().all(|k| net.names.contains_key(k)));
+                proptest::prop_assert!(net.answers.keys().all(|k| net.names.contains_key(k.as_str())));
             }
         }
     }
