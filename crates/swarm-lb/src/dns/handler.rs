@@ -195,7 +195,11 @@ impl RequestHandler for SandboxHandler {
                 .unwrap_or_else(|_| fallback(meta));
         }
         let tcp = info.protocol == DnsProtocol::Tcp;
-        let upstream = match self.upstreams.forward(request.as_slice(), tcp).await {
+        // Boxed: the forward's state (sockets, timers, buffers) is only
+        // allocated for the queries that forward, and every other query's
+        // future (allocated per request) stays small.
+        let forward = Box::pin(self.upstreams.forward(request.as_slice(), tcp));
+        let upstream = match forward.await {
             Ok(bytes) => Message::from_vec(&bytes).ok(),
             Err(_) => None,
         };
