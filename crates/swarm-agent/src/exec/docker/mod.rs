@@ -108,10 +108,10 @@ use async_trait::async_trait;
 use bollard::Docker;
 use swarm_api::v1::{NodeDescription, Task};
 
-pub use crate::network::RESOLV_CONF;
 pub use controller::DockerController;
 pub use image::normalize_reference;
 pub use mounts::SECRETS_TARGET;
+pub use crate::network::RESOLV_CONF;
 pub use sandbox::{DEFAULT_SANDBOX_BINARY, PAUSE_PATH};
 pub use spec::container_name;
 

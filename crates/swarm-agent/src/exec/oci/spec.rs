@@ -620,11 +620,7 @@ mod tests {
         let s = build(&task(with_init.clone(), None), &with_init, &extras()).unwrap();
         assert_eq!(s.process.args[..2], [INIT_PATH, "--"]);
         assert_eq!(s.process.args.last().map(String::as_str), Some("x"));
-        let m = s
-            .mounts
-            .iter()
-            .find(|m| m.destination == INIT_PATH)
-            .unwrap();
+        let m = s.mounts.iter().find(|m| m.destination == INIT_PATH).unwrap();
         assert_eq!(m.source, "/usr/bin/tini-static");
         assert!(m.options.contains(&"ro".to_string()));
         let mut none = extras();
