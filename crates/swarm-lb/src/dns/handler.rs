@@ -13,8 +13,9 @@ use hickory_server::proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use parking_lot::RwLock;
+use rand::seq::SliceRandom;
 
-use super::records::{Lookup, RecordDb};
+use super::records::RecordDb;
 use super::upstream::Upstreams;
 
 /// TTL of the swarm's own answers (Docker's value).
@@ -57,6 +58,32 @@ fn fallback(meta: Metadata) -> ResponseInfo {
     })
 }
 
+/// Longest text form of a DNS name (255 bytes on the wire).
+const MAX_TEXT: usize = 255;
+
+/// Writes `name` as dotted lower-case text (no trailing dot) into `buf`,
+/// without allocating. `None` when a label holds a byte no record name
+/// may contain (the name cannot be ours) or the name is too long.
+fn name_key<'b>(name: &Name, buf: &'b mut [u8; MAX_TEXT]) -> Option<&'b str> {
+    let mut len = 0;
+    for label in name.iter() {
+        if len > 0 {
+            *buf.get_mut(len)? = b'.';
+            len += 1;
+        }
+        let end = len + label.len();
+        let dst = buf.get_mut(len..end)?;
+        for (d, &b) in dst.iter_mut().zip(label) {
+            if !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return None;
+            }
+            *d = b.to_ascii_lowercase();
+        }
+        len = end;
+    }
+    std::str::from_utf8(buf.get(..len)?).ok()
+}
+
 /// Our answer for a local name, or `None` when the name is not ours.
 fn local_answer(
     db: &RecordDb,
@@ -64,9 +91,8 @@ fn local_answer(
     name: &Name,
     qtype: RecordType,
 ) -> Option<Vec<Record>> {
-    let text = name.to_ascii();
     if qtype == RecordType::PTR {
-        let ip = ptr_to_ip(&text)?;
+        let ip = ptr_to_ip(&name.to_ascii())?;
         let target = db.reverse(nets, ip)?;
         let target = Name::from_ascii(format!("{target}.")).ok()?;
         return Some(vec![Record::from_rdata(
@@ -75,9 +101,8 @@ fn local_answer(
             RData::PTR(PTR(target)),
         )]);
     }
-    let Lookup::Found(addrs) = db.lookup(nets, &text) else {
-        return None;
-    };
+    let mut buf = [0u8; MAX_TEXT];
+    let addrs = db.answers(nets, name_key(name, &mut buf)?)?;
     let want_v4 = match qtype {
         RecordType::A => Some(true),
         RecordType::AAAA => Some(false),
@@ -85,13 +110,17 @@ fn local_answer(
         // The name exists but has no record of this type: NODATA.
         _ => return Some(Vec::new()),
     };
-    Some(
-        addrs
-            .into_iter()
-            .filter(|a| want_v4.is_none_or(|v4| a.is_ipv4() == v4))
-            .map(|a| Record::from_rdata(name.clone(), TTL, RData::from(a)))
-            .collect(),
-    )
+    let mut records: Vec<Record> = addrs
+        .as_slice()
+        .iter()
+        .filter(|a| want_v4.is_none_or(|v4| a.is_ipv4() == v4))
+        .map(|&a| Record::from_rdata(name.clone(), TTL, RData::from(a)))
+        .collect();
+    // Task addresses come shuffled (DNS round-robin).
+    if records.len() > 1 {
+        records.shuffle(&mut rand::rng());
+    }
+    Some(records)
 }
 
 /// `4.3.2.1.in-addr.arpa` -> 1.2.3.4 (IPv4 only).
@@ -166,7 +195,11 @@ impl RequestHandler for SandboxHandler {
                 .unwrap_or_else(|_| fallback(meta));
         }
         let tcp = info.protocol == DnsProtocol::Tcp;
-        let upstream = match self.upstreams.forward(request.as_slice(), tcp).await {
+        // Boxed: the forward's state (sockets, timers, buffers) is only
+        // allocated for the queries that forward, and every other query's
+        // future (allocated per request) stays small.
+        let forward = Box::pin(self.upstreams.forward(request.as_slice(), tcp));
+        let upstream = match forward.await {
             Ok(bytes) => Message::from_vec(&bytes).ok(),
             Err(_) => None,
         };
@@ -207,5 +240,21 @@ mod tests {
         assert_eq!(ptr_to_ip("3.2.10.in-addr.arpa."), None);
         assert_eq!(ptr_to_ip("x.3.2.10.in-addr.arpa."), None);
         assert_eq!(ptr_to_ip("example.com."), None);
+    }
+
+    #[test]
+    fn query_names_become_lookup_keys() {
+        let key = |s: &str| {
+            let mut buf = [0u8; MAX_TEXT];
+            name_key(&Name::from_ascii(s).unwrap(), &mut buf).map(str::to_owned)
+        };
+        assert_eq!(key("Tasks.WEB.").as_deref(), Some("tasks.web"));
+        assert_eq!(key("web.1.t_0").as_deref(), Some("web.1.t_0"));
+        assert_eq!(key(".").as_deref(), Some(""));
+        // a dot inside a label is not a separator: never one of our names
+        assert_eq!(key("a\\.b"), None);
+        let mut buf = [0u8; MAX_TEXT];
+        let utf8 = Name::from_labels([&b"caf\xc3\xa9"[..]]).unwrap();
+        assert_eq!(name_key(&utf8, &mut buf), None);
     }
 }

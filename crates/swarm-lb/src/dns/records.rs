@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use parking_lot::RwLock;
 use rand::seq::SliceRandom;
 
+use super::answer::{Addrs, Key};
 use crate::error::{LbError, Result};
 
 /// How a service name resolves.
@@ -105,6 +106,9 @@ struct Network {
     service_tasks: HashMap<String, BTreeSet<String>>,
     names: HashMap<String, Vec<OwnedTarget>>,
     reverse: HashMap<IpAddr, Vec<String>>,
+    /// Every name's answer, computed at write time: a query is one probe
+    /// of this map, however the name resolves (service, `tasks.`, task).
+    answers: HashMap<Key, Addrs>,
 }
 
 /// Normalises a DNS name: lower case, no trailing dot.
@@ -112,7 +116,63 @@ pub fn normalize(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// Longest name the database holds (see `check_names`).
+const MAX_NAME: usize = 253;
+
+/// Calls `f` with the normalised form of `name` without allocating, or
+/// returns `None` when the name is too long to be in the database.
+fn with_key<R>(name: &str, f: impl FnOnce(&str) -> R) -> Option<R> {
+    let name = name.trim_end_matches('.');
+    if !name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Some(f(name));
+    }
+    let mut buf = [0u8; MAX_NAME];
+    let key = buf.get_mut(..name.len())?;
+    key.copy_from_slice(name.as_bytes());
+    key.make_ascii_lowercase();
+    // Lowercasing ASCII bytes keeps UTF-8 valid.
+    std::str::from_utf8(key).ok().map(f)
+}
+
 impl Network {
+    /// The names whose answer depends on service `id`: its names and
+    /// their `tasks.` forms.
+    fn service_keys(&self, id: &str, out: &mut Vec<String>) {
+        if let Some(s) = self.services.get(id) {
+            for n in Self::service_names(s) {
+                out.push(normalize(n));
+                out.push(normalize(&format!("tasks.{n}")));
+            }
+        }
+    }
+
+    /// The names whose answer depends on task `id`: its own names and
+    /// its service's.
+    fn task_keys(&self, id: &str, out: &mut Vec<String>) {
+        if let Some(t) = self.tasks.get(id) {
+            out.extend(
+                std::iter::once(&t.name)
+                    .chain(&t.aliases)
+                    .map(|n| normalize(n)),
+            );
+            self.service_keys(&t.service_id, out);
+        }
+    }
+
+    /// Recomputes the precomputed answers of `keys` (normalised names).
+    fn refresh(&mut self, keys: Vec<String>) {
+        for key in keys {
+            match self.resolve(&key) {
+                Some(addrs) => {
+                    self.answers.insert(Key::new(&key), Addrs::from_vec(addrs));
+                }
+                None => {
+                    self.answers.remove(key.as_str());
+                }
+            }
+        }
+    }
+
     fn index(&mut self, name: &str, t: OwnedTarget) {
         let v = self.names.entry(normalize(name)).or_default();
         if !v.contains(&t) {
@@ -249,6 +309,8 @@ impl RecordDb {
         let net = g
             .get_mut(network)
             .ok_or_else(|| LbError::invalid("network", format!("unknown network {network:?}")))?;
+        let mut keys = Vec::new();
+        net.service_keys(&svc.id, &mut keys);
         net.remove_service(&svc.id);
         for n in Network::service_names(&svc) {
             net.index(n, OwnedTarget::Service(svc.id.clone()));
@@ -257,7 +319,10 @@ impl RecordDb {
         if let Some(vip) = svc.vip {
             net.reverse.entry(vip).or_default().push(svc.name.clone());
         }
+        let id = svc.id.clone();
         net.services.insert(svc.id.clone(), svc);
+        net.service_keys(&id, &mut keys);
+        net.refresh(keys);
         Ok(())
     }
 
@@ -267,15 +332,21 @@ impl RecordDb {
         let Some(net) = g.get_mut(network) else {
             return;
         };
-        net.remove_service(service_id);
         let tasks: Vec<String> = net
             .service_tasks
             .get(service_id)
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default();
+        let mut keys = Vec::new();
+        net.service_keys(service_id, &mut keys);
+        for t in &tasks {
+            net.task_keys(t, &mut keys);
+        }
+        net.remove_service(service_id);
         for t in tasks {
             net.remove_task(&t);
         }
+        net.refresh(keys);
     }
 
     /// Adds or replaces a task on a network.
@@ -285,6 +356,8 @@ impl RecordDb {
         let net = g
             .get_mut(network)
             .ok_or_else(|| LbError::invalid("network", format!("unknown network {network:?}")))?;
+        let mut keys = Vec::new();
+        net.task_keys(&task.id, &mut keys);
         net.remove_task(&task.id);
         for n in std::iter::once(&task.name).chain(task.aliases.iter()) {
             net.index(n, OwnedTarget::Task(task.id.clone()));
@@ -297,30 +370,47 @@ impl RecordDb {
             .entry(task.addr)
             .or_default()
             .push(task.name.clone());
+        let id = task.id.clone();
         net.tasks.insert(task.id.clone(), task);
+        net.task_keys(&id, &mut keys);
+        net.refresh(keys);
         Ok(())
     }
 
     /// Removes a task from a network.
     pub fn remove_task(&self, network: &str, task_id: &str) {
         if let Some(net) = self.inner.write().get_mut(network) {
+            let mut keys = Vec::new();
+            net.task_keys(task_id, &mut keys);
             net.remove_task(task_id);
+            net.refresh(keys);
         }
     }
 
     /// Resolves `name` (any case, trailing dot or not) on the first of
     /// `networks` that knows it; task addresses come shuffled.
     pub fn lookup(&self, networks: &[String], name: &str) -> Lookup {
-        let name = normalize(name);
-        let g = self.inner.read();
-        for id in networks {
-            if let Some(mut addrs) = g.get(id).and_then(|n| n.resolve(&name)) {
-                drop(g);
+        match self.answers(networks, name) {
+            Some(addrs) => {
+                let mut addrs = addrs.as_slice().to_vec();
                 addrs.shuffle(&mut rand::rng());
-                return Lookup::Found(addrs);
+                Lookup::Found(addrs)
             }
+            None => Lookup::NotFound,
         }
-        Lookup::NotFound
+    }
+
+    /// Like [`RecordDb::lookup`] without copying: the shared answer of
+    /// `name` (any case, trailing dot or not) on the first of `networks`
+    /// that knows it, in a fixed order (shuffle what you send).
+    pub fn answers(&self, networks: &[String], name: &str) -> Option<Addrs> {
+        with_key(name, |key| {
+            let g = self.inner.read();
+            networks
+                .iter()
+                .find_map(|id| g.get(id)?.answers.get(key).cloned())
+        })
+        .flatten()
     }
 
     /// The name of a task or VIP address, on the first of `networks` that
@@ -480,6 +570,71 @@ mod tests {
         db.remove_service("front", "s1");
         assert_eq!(db.lookup(&f, "api"), Lookup::NotFound);
         assert_eq!(db.lookup(&f, "web.2.t1"), Lookup::NotFound);
+    }
+
+    /// One write of the equivalence property below.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Service(usize, usize, bool, bool),
+        RemoveService(usize),
+        Task(usize, usize, usize, u8),
+        RemoveTask(usize),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..3usize, 0..4usize, any::<bool>(), any::<bool>())
+                .prop_map(|(s, n, rr, alias)| Op::Service(s, n, rr, alias)),
+            (0..3usize).prop_map(Op::RemoveService),
+            (0..5usize, 0..3usize, 0..4usize, 1..4u8).prop_map(|(t, s, n, a)| Op::Task(t, s, n, a)),
+            (0..5usize).prop_map(Op::RemoveTask),
+        ]
+    }
+
+    const NAMES: [&str; 4] = ["a", "b", "c", "Tasks.a"];
+
+    proptest::proptest! {
+        /// The answers computed at write time are what resolving the
+        /// name at query time gives, after any sequence of writes.
+        #[test]
+        fn precomputed_answers_match_resolution(ops in proptest::collection::vec(op(), 1..40)) {
+            let db = RecordDb::new();
+            db.set_network(NetworkRecord { id: "n".into(), internal: false });
+            for op in ops {
+                match op {
+                    Op::Service(s, n, rr, alias) => db.set_service("n", ServiceRecord {
+                        id: format!("s{s}"),
+                        name: NAMES[n].into(),
+                        aliases: if alias { vec!["b".into()] } else { vec![] },
+                        mode: if rr { ResolutionMode::Dnsrr } else { ResolutionMode::Vip },
+                        vip: (!rr).then(|| ip(&format!("10.0.1.{s}"))),
+                    }).unwrap(),
+                    Op::RemoveService(s) => db.remove_service("n", &format!("s{s}")),
+                    Op::Task(t, s, n, a) => db.set_task("n", TaskRecord {
+                        id: format!("t{t}"),
+                        name: NAMES[n].into(),
+                        service_id: format!("s{s}"),
+                        addr: ip(&format!("10.0.2.{a}")),
+                        aliases: vec![format!("task{t}")],
+                    }).unwrap(),
+                    Op::RemoveTask(t) => db.remove_task("n", &format!("t{t}")),
+                }
+                let g = db.inner.read();
+                let net = &g["n"];
+                let mut all: Vec<String> = NAMES.iter().map(|n| normalize(n)).collect();
+                all.extend(NAMES.iter().map(|n| normalize(&format!("tasks.{n}"))));
+                all.extend((0..5).map(|t| format!("task{t}")));
+                for name in all {
+                    let mut want = net.resolve(&name);
+                    let mut got = net.answers.get(name.as_str()).map(|a| a.as_slice().to_vec());
+                    if let Some(v) = want.as_mut() { v.sort() }
+                    if let Some(v) = got.as_mut() { v.sort() }
+                    proptest::prop_assert_eq!(got, want, "{}", name);
+                }
+                proptest::prop_assert!(net.answers.keys().all(|k| net.names.contains_key(k.as_str())));
+            }
+        }
     }
 
     #[test]

@@ -61,6 +61,21 @@ impl ResolverConfig {
     }
 }
 
+/// Socket buffer size of the resolver's UDP socket (each way).
+pub const UDP_BUFFER: usize = 1 << 20;
+
+/// Room for bursts: with the default ~200 KiB, about 270 queued queries
+/// fill the receive buffer and the next ones are dropped (a client then
+/// waits seconds to retry); the kernel caps the size at `net.core.rmem_max`
+/// / `wmem_max`.
+fn size_buffers(udp: &std::net::UdpSocket) -> Result<()> {
+    let sock = socket2::SockRef::from(udp);
+    sock.set_recv_buffer_size(UDP_BUFFER)
+        .map_err(|e| LbError::io("SO_RCVBUF", e))?;
+    sock.set_send_buffer_size(UDP_BUFFER)
+        .map_err(|e| LbError::io("SO_SNDBUF", e))
+}
+
 /// Creates (or replaces) the redirect table: one transaction, whether or
 /// not the table existed.
 fn redirect_script(port: u16) -> String {
@@ -123,6 +138,7 @@ impl SandboxResolver {
                         .map_err(|e| LbError::io(format!("binding tcp {tcp_addr}"), e))?;
                     udp.set_nonblocking(true)
                         .map_err(|e| LbError::io("nonblocking", e))?;
+                    size_buffers(&udp)?;
                     tcp.set_nonblocking(true)
                         .map_err(|e| LbError::io("nonblocking", e))?;
                     Ok((udp, tcp))
