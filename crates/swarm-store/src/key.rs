@@ -75,11 +75,34 @@ impl Ord for Key {
     fn cmp(&self, other: &Self) -> Ordering {
         match (self, other) {
             (Key::Inline { len: a, bytes: x }, Key::Inline { len: b, bytes: y }) => {
-                x.cmp(y).then(a.cmp(b))
+                cmp_inline(x, y).then(a.cmp(b))
             }
             _ => self.as_bytes().cmp(other.as_bytes()),
         }
     }
+}
+
+/// Byte order of two zero-padded inline keys, compared as big-endian words
+/// (no call into `memcmp`; random ids mostly differ in the first word).
+#[inline]
+fn cmp_inline(x: &[u8; INLINE], y: &[u8; INLINE]) -> Ordering {
+    let (x, y) = (words(x), words(y));
+    x[0].cmp(&y[0])
+        .then(x[1].cmp(&y[1]))
+        .then(x[2].cmp(&y[2]))
+        .then(x[3].cmp(&y[3]))
+}
+
+/// The 30 bytes as four big-endian words (the last one holds 6 bytes).
+#[inline]
+fn words(b: &[u8; INLINE]) -> [u64; 4] {
+    let word = |from: usize| {
+        let mut w = [0u8; 8];
+        let to = (from + 8).min(INLINE);
+        w[..to - from].copy_from_slice(&b[from..to]);
+        u64::from_be_bytes(w)
+    };
+    [word(0), word(8), word(16), word(24)]
 }
 
 impl Hash for Key {
