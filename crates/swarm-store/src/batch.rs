@@ -87,8 +87,8 @@ impl<'s> Batch<'s> {
                 tx: Tx::new(view, now, None),
             }
         } else {
-            let guard = self.store.inner().writer.lock();
-            let view = (*self.store.current()).clone();
+            let mut guard = self.store.inner().writer.lock();
+            let view = self.store.base(&mut guard);
             let version = view.version + 1;
             Open {
                 guard: Some(guard),

@@ -41,6 +41,16 @@ pub(crate) struct Inner {
 
 pub(crate) struct Writer {
     subscribers: Vec<Subscriber>,
+    /// A version with the same contents as the current one but sharing no
+    /// tree nodes with it (as far as writes have diverged them), so the
+    /// next local transaction writes in place instead of copying paths.
+    ///
+    /// It is the previous version, brought up to date by replaying the
+    /// last transaction's writes once no reader held it. `None` when a
+    /// reader still held it, after a failed transaction, or after any
+    /// other kind of commit (apply, restore): the next transaction then
+    /// starts from a copy of the current version, as before.
+    spare: Option<ReadTx>,
 }
 
 impl Default for Store {
@@ -71,6 +81,7 @@ impl Store {
                 current: ArcSwap::from_pointee(ReadTx::default()),
                 writer: Mutex::new(Writer {
                     subscribers: Vec::new(),
+                    spare: None,
                 }),
                 proposer: ArcSwapOption::empty(),
                 clock: Box::new(clock),
@@ -135,27 +146,49 @@ impl Store {
         E: From<StoreError>,
     {
         let mut writer = self.inner.writer.lock();
-        let base = self.inner.current.load_full();
+        let base = self.base(&mut writer);
         let version = base.version + 1;
-        let mut tx = Tx::new((*base).clone(), self.inner.clock.now(), Some(version));
+        // On failure the transaction (and the spare it wrote to) is dropped.
+        let mut tx = Tx::new(base, self.inner.clock.now(), Some(version));
         let value = f(&mut tx)?;
         self.commit_local(&mut writer, tx);
         Ok(value)
     }
 
+    /// The version a local transaction starts from: the spare when there
+    /// is one (written in place), else a copy of the current version.
+    /// Call with the writer lock held.
+    pub(crate) fn base(&self, writer: &mut Writer) -> ReadTx {
+        let current = self.inner.current.load();
+        match writer.spare.take() {
+            Some(spare) if spare.version == current.version => spare,
+            _ => (**current).clone(),
+        }
+    }
+
     /// Makes a local transaction's state current and tells the watchers.
-    pub(crate) fn commit_local(&self, writer: &mut Writer, tx: Tx) {
+    pub(crate) fn commit_local(&self, writer: &mut Writer, mut tx: Tx) {
         let log = tx.changes_log();
         if log.is_empty() {
+            // Same contents as the current version: keep it as the spare.
+            writer.spare = Some(std::mem::take(&mut tx.view));
             return;
         }
-        let mut view = tx.view;
-        view.version = self.inner.current.load().version + 1;
-        let version = view.version;
+        let version = self.inner.current.load().version + 1;
+        let mut view = std::mem::take(&mut tx.view);
+        view.version = version;
         let mut events: Vec<Event> = log.iter().map(|c| c.to_event()).collect();
         events.push(Event::Commit { version });
-        self.inner.current.store(Arc::new(view));
+        let previous = self.inner.current.swap(Arc::new(view));
         watch::publish(&mut writer.subscribers, &events);
+        // `swap` has turned every reader's guard on the previous version
+        // into a counted reference: if none is left, no reader can see it
+        // any more and it may be written in place.
+        writer.spare = Arc::try_unwrap(previous).ok().map(|mut previous| {
+            tx.replay_onto(&mut previous);
+            previous.version = version;
+            previous
+        });
     }
 
     /// Runs a bulk change split into bounded transactions (at most
@@ -212,6 +245,7 @@ impl Store {
         if index <= current.version {
             return Ok(());
         }
+        writer.spare = None;
         let mut next = (*current).clone();
         match apply_batch(&mut next, index, batch) {
             Ok(mut events) => {
@@ -254,6 +288,7 @@ impl Store {
     /// the difference as ordinary events.
     pub(crate) fn replace_state(&self, next: ReadTx) {
         let mut writer = self.inner.writer.lock();
+        writer.spare = None;
         let current = self.inner.current.load_full();
         let mut events = crate::snapshot::diff(&current, &next);
         events.push(Event::Commit {

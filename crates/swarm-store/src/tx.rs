@@ -141,6 +141,16 @@ impl Tx {
         self.bytes = mark.bytes;
     }
 
+    /// Applies this transaction's writes, in order and without checks, to
+    /// `other`, a version with the same contents as the one the
+    /// transaction started from. Used to bring the previous version up to
+    /// date so the next transaction can write to it in place.
+    pub(crate) fn replay_onto(&self, other: &mut ReadTx) {
+        for op in &self.ops {
+            redo(other, op);
+        }
+    }
+
     /// The coalesced changes.
     pub(crate) fn changes_log(&self) -> ChangeLog {
         ChangeLog::from_ops(&self.ops)
@@ -167,6 +177,38 @@ impl Tx {
             actions,
             proposed_at: Some(self.now),
         }
+    }
+}
+
+/// Repeats one write on another version (it succeeded on a version with
+/// the same contents, so it needs no checks).
+fn redo(view: &mut ReadTx, op: &Change) {
+    fn typed<T: Object>(view: &mut ReadTx, op: &Change) {
+        let table = Arc::make_mut(T::table_mut(view));
+        match op {
+            Change::Create(new) => {
+                if let Some(new) = T::from_any(new) {
+                    table.insert(new.clone());
+                }
+            }
+            Change::Update { old, new } => {
+                if let (Some(old), Some(new)) = (T::from_any(old), T::from_any(new)) {
+                    table.replace(old, new.clone());
+                }
+            }
+            Change::Delete(old) => {
+                table.remove(old.id());
+            }
+        }
+    }
+    match op.object() {
+        AnyObject::Node(_) => typed::<swarm_api::v1::Node>(view, op),
+        AnyObject::Service(_) => typed::<swarm_api::v1::Service>(view, op),
+        AnyObject::Task(_) => typed::<swarm_api::v1::Task>(view, op),
+        AnyObject::Network(_) => typed::<swarm_api::v1::Network>(view, op),
+        AnyObject::Cluster(_) => typed::<swarm_api::v1::Cluster>(view, op),
+        AnyObject::Secret(_) => typed::<swarm_api::v1::Secret>(view, op),
+        AnyObject::Config(_) => typed::<swarm_api::v1::Config>(view, op),
     }
 }
 
