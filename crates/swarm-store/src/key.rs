@@ -32,6 +32,29 @@ impl Key {
         }
     }
 
+    /// The key of `s` lowercased (names are indexed case-insensitively),
+    /// without an intermediate `String` for short ASCII names.
+    pub(crate) fn lowercase(s: &str) -> Key {
+        let b = s.as_bytes();
+        if b.len() <= INLINE && s.is_ascii() {
+            let mut bytes = [0u8; INLINE];
+            for (to, from) in bytes.iter_mut().zip(b) {
+                *to = from.to_ascii_lowercase();
+            }
+            // len <= INLINE = 30 fits in u8.
+            Key::Inline {
+                len: b.len() as u8,
+                bytes,
+            }
+        } else {
+            Key::new(&s.to_lowercase())
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.as_bytes().is_empty()
+    }
+
     #[inline]
     pub(crate) fn as_bytes(&self) -> &[u8] {
         match self {
@@ -87,10 +110,12 @@ impl Ord for Key {
 #[inline]
 fn cmp_inline(x: &[u8; INLINE], y: &[u8; INLINE]) -> Ordering {
     let (x, y) = (words(x), words(y));
-    x[0].cmp(&y[0])
-        .then(x[1].cmp(&y[1]))
-        .then(x[2].cmp(&y[2]))
-        .then(x[3].cmp(&y[3]))
+    for i in 0..4 {
+        if x[i] != y[i] {
+            return x[i].cmp(&y[i]);
+        }
+    }
+    Ordering::Equal
 }
 
 /// The 30 bytes as four big-endian words (the last one holds 6 bytes).
@@ -138,6 +163,9 @@ mod tests {
                 assert_eq!(Key::new(x) == Key::new(y), x == y);
             }
             assert_eq!(Key::new(x).as_bytes(), x.as_bytes());
+            assert_eq!(Key::lowercase(x), Key::new(&x.to_lowercase()));
+            let upper = x.to_uppercase();
+            assert_eq!(Key::lowercase(&upper), Key::new(&upper.to_lowercase()));
         }
     }
 }

@@ -67,12 +67,12 @@ impl<T: Object> Table<T> {
 
     /// Ids of objects named `name` (case-insensitive).
     pub(crate) fn ids_named(&self, name: &str) -> Vec<Key> {
-        postings_exact(&self.names, &name.to_lowercase())
+        postings_exact(&self.names, &Key::lowercase(name))
     }
 
     /// Ids of objects whose name starts with `prefix` (case-insensitive).
     pub(crate) fn ids_name_prefix(&self, prefix: &str) -> Vec<Key> {
-        postings_prefix(&self.names, &prefix.to_lowercase())
+        postings_prefix(&self.names, &Key::lowercase(prefix))
     }
 
     /// Position of `index` among the kind's indexes.
@@ -81,11 +81,11 @@ impl<T: Object> Table<T> {
     }
 
     pub(crate) fn ids_with_key(&self, slot: usize, key: &str) -> Vec<Key> {
-        postings_exact(&self.indexes[slot], key)
+        postings_exact(&self.indexes[slot], &Key::new(key))
     }
 
     pub(crate) fn ids_with_key_prefix(&self, slot: usize, prefix: &str) -> Vec<Key> {
-        postings_prefix(&self.indexes[slot], prefix)
+        postings_prefix(&self.indexes[slot], &Key::new(prefix))
     }
 
     /// Objects of the ids, in id order, skipping missing ones.
@@ -100,7 +100,7 @@ impl<T: Object> Table<T> {
         if !T::UNIQUE_NAMES || name.is_empty() {
             return false;
         }
-        postings_exact(&self.names, &name.to_lowercase())
+        postings_exact(&self.names, &Key::lowercase(name))
             .iter()
             .any(|id| id.as_bytes() != except.as_bytes())
     }
@@ -109,14 +109,14 @@ impl<T: Object> Table<T> {
     pub(crate) fn insert(&mut self, obj: Arc<T>) {
         let id = Key::new(obj.id());
         if !obj.name().is_empty() {
-            add_posting(&mut self.names, obj.name().to_lowercase(), &id);
+            add_posting(&mut self.names, Key::lowercase(obj.name()), &id);
         }
         let mut keys = Vec::new();
         for (slot, index) in T::INDEXES.iter().enumerate() {
             keys.clear();
             obj.index_keys(*index, &mut keys);
             for key in keys.drain(..) {
-                add_posting(&mut self.indexes[slot], key, &id);
+                add_posting(&mut self.indexes[slot], Key::new(&key), &id);
             }
         }
         self.by_id.insert(id, obj);
@@ -126,10 +126,10 @@ impl<T: Object> Table<T> {
     /// whose keys changed.
     pub(crate) fn replace(&mut self, old: &Arc<T>, new: Arc<T>) {
         let id = Key::new(new.id());
-        let (old_name, new_name) = (old.name().to_lowercase(), new.name().to_lowercase());
+        let (old_name, new_name) = (Key::lowercase(old.name()), Key::lowercase(new.name()));
         if old_name != new_name {
             if !old_name.is_empty() {
-                remove_posting(&mut self.names, &old_name, &id);
+                remove_posting(&mut self.names, old_name, &id);
             }
             if !new_name.is_empty() {
                 add_posting(&mut self.names, new_name, &id);
@@ -146,12 +146,12 @@ impl<T: Object> Table<T> {
             }
             for key in &before {
                 if !after.contains(key) {
-                    remove_posting(&mut self.indexes[slot], key, &id);
+                    remove_posting(&mut self.indexes[slot], Key::new(key), &id);
                 }
             }
             for key in after.drain(..) {
                 if !before.contains(&key) {
-                    add_posting(&mut self.indexes[slot], key, &id);
+                    add_posting(&mut self.indexes[slot], Key::new(&key), &id);
                 }
             }
         }
@@ -163,14 +163,14 @@ impl<T: Object> Table<T> {
         let obj = self.by_id.get(id.as_bytes()).cloned()?;
         let key = Key::new(id);
         if !obj.name().is_empty() {
-            remove_posting(&mut self.names, &obj.name().to_lowercase(), &key);
+            remove_posting(&mut self.names, Key::lowercase(obj.name()), &key);
         }
         let mut keys = Vec::new();
         for (slot, index) in T::INDEXES.iter().enumerate() {
             keys.clear();
             obj.index_keys(*index, &mut keys);
             for k in &keys {
-                remove_posting(&mut self.indexes[slot], k, &key);
+                remove_posting(&mut self.indexes[slot], Key::new(k), &key);
             }
         }
         self.by_id.remove(id.as_bytes());
@@ -178,17 +178,17 @@ impl<T: Object> Table<T> {
     }
 }
 
-fn add_posting(set: &mut Postings, key: String, id: &Key) {
-    set.insert((Key::new(&key), id.clone()));
+fn add_posting(set: &mut Postings, key: Key, id: &Key) {
+    set.insert((key, id.clone()));
 }
 
-fn remove_posting(set: &mut Postings, key: &str, id: &Key) {
-    set.remove(&(Key::new(key), id.clone()));
+fn remove_posting(set: &mut Postings, key: Key, id: &Key) {
+    set.remove(&(key, id.clone()));
 }
 
 /// Ids whose key starts with `prefix`, sorted and without repeats.
-fn postings_prefix(set: &Postings, prefix: &str) -> Vec<Key> {
-    let from = (Key::new(prefix), Key::new(""));
+fn postings_prefix(set: &Postings, prefix: &Key) -> Vec<Key> {
+    let from = (prefix.clone(), Key::new(""));
     let mut out: Vec<Key> = set
         .range((Bound::Included(from), Bound::Unbounded))
         .take_while(|(k, _)| k.as_bytes().starts_with(prefix.as_bytes()))
@@ -200,8 +200,8 @@ fn postings_prefix(set: &Postings, prefix: &str) -> Vec<Key> {
 }
 
 /// Ids with exactly `key`, in id order.
-fn postings_exact(set: &Postings, key: &str) -> Vec<Key> {
-    let from = (Key::new(key), Key::new(""));
+fn postings_exact(set: &Postings, key: &Key) -> Vec<Key> {
+    let from = (key.clone(), Key::new(""));
     set.range((Bound::Included(from), Bound::Unbounded))
         .take_while(|(k, _)| k.as_bytes() == key.as_bytes())
         .map(|(_, id)| id.clone())
