@@ -96,6 +96,7 @@ mod object;
 mod proposer;
 mod query;
 mod read;
+mod replay;
 mod snapshot;
 mod store;
 mod table;

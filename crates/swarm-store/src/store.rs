@@ -46,10 +46,10 @@ pub(crate) struct Writer {
     /// next local transaction writes in place instead of copying paths.
     ///
     /// It is the previous version, brought up to date by replaying the
-    /// last transaction's writes once no reader held it. `None` when a
-    /// reader still held it, after a failed transaction, or after any
-    /// other kind of commit (apply, restore): the next transaction then
-    /// starts from a copy of the current version, as before.
+    /// last transaction's (or log record's) writes once no reader held it.
+    /// `None` when a reader still held it, after a failed transaction or
+    /// record, or after a restore: the next write then starts from a copy
+    /// of the current version (copying the paths it writes).
     spare: Option<ReadTx>,
 }
 
@@ -241,21 +241,27 @@ impl Store {
     /// the current version were applied already and are ignored.
     pub fn apply(&self, index: u64, batch: &StoreActionBatch) -> Result<(), StoreError> {
         let mut writer = self.inner.writer.lock();
-        let current = self.inner.current.load_full();
-        if index <= current.version {
+        // No reference to the current version is kept here: it is to become
+        // the spare once replaced.
+        if index <= self.version() {
             return Ok(());
         }
-        writer.spare = None;
-        let mut next = (*current).clone();
+        // On failure the base (perhaps the spare) is partly written: dropped.
+        let mut next = self.base(&mut writer);
         match apply_batch(&mut next, index, batch) {
             Ok(mut events) => {
                 events.push(Event::Commit { version: index });
-                self.inner.current.store(Arc::new(next));
+                let previous = self.inner.current.swap(Arc::new(next));
                 watch::publish(&mut writer.subscribers, &events);
+                writer.spare = Arc::try_unwrap(previous).ok().map(|mut previous| {
+                    crate::replay::redo_events(&mut previous, &events);
+                    previous.version = index;
+                    previous
+                });
                 Ok(())
             }
             Err(e) => {
-                let mut unchanged = (*current).clone();
+                let mut unchanged = (**self.inner.current.load()).clone();
                 unchanged.version = index;
                 self.inner.current.store(Arc::new(unchanged));
                 Err(e)

@@ -10,6 +10,7 @@ use crate::changes::{Change, ChangeLog};
 use crate::error::StoreError;
 use crate::object::{AnyObject, Kind, Object};
 use crate::read::ReadTx;
+use crate::replay::{Write, redo};
 use crate::write;
 
 /// A read-write transaction, given to the closure of
@@ -147,7 +148,12 @@ impl Tx {
     /// date so the next transaction can write to it in place.
     pub(crate) fn replay_onto(&self, other: &mut ReadTx) {
         for op in &self.ops {
-            redo(other, op);
+            let write = match op {
+                Change::Create(new) => Write::Create(new),
+                Change::Update { old, new } => Write::Update { old, new },
+                Change::Delete(old) => Write::Delete(old),
+            };
+            redo(other, write);
         }
     }
 
@@ -177,38 +183,6 @@ impl Tx {
             actions,
             proposed_at: Some(self.now),
         }
-    }
-}
-
-/// Repeats one write on another version (it succeeded on a version with
-/// the same contents, so it needs no checks).
-fn redo(view: &mut ReadTx, op: &Change) {
-    fn typed<T: Object>(view: &mut ReadTx, op: &Change) {
-        let table = Arc::make_mut(T::table_mut(view));
-        match op {
-            Change::Create(new) => {
-                if let Some(new) = T::from_any(new) {
-                    table.insert(new.clone());
-                }
-            }
-            Change::Update { old, new } => {
-                if let (Some(old), Some(new)) = (T::from_any(old), T::from_any(new)) {
-                    table.replace(old, new.clone());
-                }
-            }
-            Change::Delete(old) => {
-                table.remove(old.id());
-            }
-        }
-    }
-    match op.object() {
-        AnyObject::Node(_) => typed::<swarm_api::v1::Node>(view, op),
-        AnyObject::Service(_) => typed::<swarm_api::v1::Service>(view, op),
-        AnyObject::Task(_) => typed::<swarm_api::v1::Task>(view, op),
-        AnyObject::Network(_) => typed::<swarm_api::v1::Network>(view, op),
-        AnyObject::Cluster(_) => typed::<swarm_api::v1::Cluster>(view, op),
-        AnyObject::Secret(_) => typed::<swarm_api::v1::Secret>(view, op),
-        AnyObject::Config(_) => typed::<swarm_api::v1::Config>(view, op),
     }
 }
 

@@ -153,3 +153,88 @@ fn held_views_never_change_and_the_current_one_is_right() {
     strip(&mut b);
     assert_eq!(a, b);
 }
+
+/// A log record of one action per object.
+fn record(actions: Vec<(i32, Node)>) -> swarm_api::v1::StoreActionBatch {
+    use swarm_store::AnyObject;
+    swarm_api::v1::StoreActionBatch {
+        actions: actions
+            .into_iter()
+            .map(|(kind, n)| swarm_api::v1::StoreAction {
+                kind,
+                target: Some(AnyObject::Node(std::sync::Arc::new(n)).to_stored()),
+            })
+            .collect(),
+        proposed_at: None,
+    }
+}
+
+/// Applies a sequence of records (creates, updates, deletes, and records
+/// that fail half-way) to `store`; `hold` says whether to keep a view of
+/// each version.
+fn apply_all(store: &Store, hold: impl Fn(u64) -> bool) -> Vec<(std::sync::Arc<ReadTx>, Contents)> {
+    const CREATE: i32 = 1;
+    const UPDATE: i32 = 2;
+    const REMOVE: i32 = 3;
+    let mut held = Vec::new();
+    let mut last_write: BTreeMap<u64, u64> = BTreeMap::new();
+    for index in 1..80u64 {
+        let mut actions = vec![(CREATE, node(index, &format!("host-{}", index % 10)))];
+        if index > 4 && last_write.contains_key(&(index - 4)) {
+            let mut n = node(index - 4, &format!("moved-{index}"));
+            n.meta = Some(swarm_api::v1::Meta {
+                version: last_write[&(index - 4)],
+                ..Default::default()
+            });
+            actions.push((UPDATE, n));
+        }
+        if index > 9 && index.is_multiple_of(3) && last_write.contains_key(&(index - 9)) {
+            actions.push((REMOVE, node(index - 9, "")));
+        }
+        if index.is_multiple_of(10) {
+            // Fails at its second action (the id exists): nothing changes.
+            let before = contents(&store.view());
+            let bad = record(vec![
+                (CREATE, node(5000 + index, "x")),
+                (CREATE, node(index - 1, "x")),
+            ]);
+            assert!(store.apply(index, &bad).is_err());
+            assert_eq!(contents(&store.view()).1, before.1);
+            continue;
+        }
+        store.apply(index, &record(actions.clone())).unwrap();
+        for (kind, n) in &actions {
+            let i: u64 = n.id[4..].parse().unwrap();
+            if *kind == REMOVE {
+                last_write.remove(&i);
+            } else {
+                last_write.insert(i, index);
+            }
+        }
+        if hold(index) {
+            let v = store.view();
+            let c = contents(&v);
+            held.push((v, c));
+        }
+    }
+    held
+}
+
+#[test]
+fn applied_records_give_the_same_versions_whether_or_not_views_are_held() {
+    let store = Store::new();
+    let held = apply_all(&store, |i| i.is_multiple_of(6));
+    for (view, was) in &held {
+        assert_eq!(&contents(view), was, "version {} changed", view.version());
+    }
+    let reference = Store::new();
+    let all = apply_all(&reference, |_| true);
+    assert_eq!(contents(&store.view()), contents(&reference.view()));
+    for (view, was) in &held {
+        let same = all
+            .iter()
+            .find(|(v, _)| v.version() == view.version())
+            .unwrap();
+        assert_eq!(&same.1, was);
+    }
+}
