@@ -94,7 +94,7 @@ impl Ord for Key {
     /// Byte order of the strings. Two inline keys compare as fixed-size
     /// arrays (zero-padded) and then by length, which is the same order
     /// and needs no slicing: `"a" < "a\0" < "a\0b" < "ab"`.
-    #[inline]
+    #[inline(always)]
     fn cmp(&self, other: &Self) -> Ordering {
         match (self, other) {
             (Key::Inline { len: a, bytes: x }, Key::Inline { len: b, bytes: y }) => {
@@ -105,29 +105,35 @@ impl Ord for Key {
     }
 }
 
-/// Byte order of two zero-padded inline keys, compared as big-endian words
-/// (no call into `memcmp`; random ids mostly differ in the first word).
-#[inline]
+/// Byte order of two zero-padded inline keys: the first differing
+/// big-endian word decides (no call into `memcmp`). Random ids mostly
+/// differ in the first word; equal keys (ids sharing an index key) are
+/// recognised with one wide comparison.
+#[inline(always)]
 fn cmp_inline(x: &[u8; INLINE], y: &[u8; INLINE]) -> Ordering {
-    let (x, y) = (words(x), words(y));
-    for i in 0..4 {
-        if x[i] != y[i] {
-            return x[i].cmp(&y[i]);
+    let (a, b) = (word(x, 0), word(y, 0));
+    if a != b {
+        return a.cmp(&b);
+    }
+    if x == y {
+        return Ordering::Equal;
+    }
+    for from in [8, 16, 24] {
+        let (a, b) = (word(x, from), word(y, from));
+        if a != b {
+            return a.cmp(&b);
         }
     }
     Ordering::Equal
 }
 
-/// The 30 bytes as four big-endian words (the last one holds 6 bytes).
-#[inline]
-fn words(b: &[u8; INLINE]) -> [u64; 4] {
-    let word = |from: usize| {
-        let mut w = [0u8; 8];
-        let to = (from + 8).min(INLINE);
-        w[..to - from].copy_from_slice(&b[from..to]);
-        u64::from_be_bytes(w)
-    };
-    [word(0), word(8), word(16), word(24)]
+/// Bytes `from..from + 8` (zero-padded past the end) as a big-endian word.
+#[inline(always)]
+fn word(b: &[u8; INLINE], from: usize) -> u64 {
+    let mut w = [0u8; 8];
+    let to = (from + 8).min(INLINE);
+    w[..to - from].copy_from_slice(&b[from..to]);
+    u64::from_be_bytes(w)
 }
 
 impl Hash for Key {
@@ -145,6 +151,23 @@ impl std::fmt::Debug for Key {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Keys of any length (inline or not), over an alphabet with NUL and
+        /// bytes on both sides of every word boundary, order like strings.
+        #[test]
+        fn any_keys_order_like_their_strings(
+            x in "[\\x00a-c\u{e9}]{0,40}",
+            y in "[\\x00a-c\u{e9}]{0,40}",
+        ) {
+            prop_assert_eq!(Key::new(&x).cmp(&Key::new(&y)), x.cmp(&y));
+            prop_assert_eq!(Key::new(&x) == Key::new(&y), x == y);
+            let common: String = x.chars().take(20).collect();
+            let (a, b) = (format!("{common}{y}"), format!("{common}{x}"));
+            prop_assert_eq!(Key::new(&a).cmp(&Key::new(&b)), a.cmp(&b));
+        }
+    }
 
     #[test]
     fn keys_order_like_their_strings() {
