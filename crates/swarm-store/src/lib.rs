@@ -20,6 +20,20 @@
 //! - [`Store::save_snapshot`] and [`Store::restore`] move the whole state as
 //!   one protobuf message.
 //!
+//! # Writing in place
+//!
+//! Copying B-tree paths on every commit (and freeing the old paths when the
+//! previous version goes) is most of what a small transaction would cost.
+//! So the writer keeps a *spare*: the previous version, brought up to date
+//! by replaying the last commit's writes on it once no reader holds it any
+//! more (the version swap turns every reader's guard into a counted
+//! reference, so "unique" is exact). The next transaction or log record
+//! writes to the spare in place, and the version it replaces becomes the
+//! next spare. A reader holding an old version is never affected: while
+//! one does, that version is not reused and the write copies paths as
+//! usual. The price is memory: up to two copies of the index trees (the
+//! objects themselves are shared).
+//!
 //! # Local and replicated
 //!
 //! Without a [`Proposer`] the store is local: a transaction commits when
