@@ -3,8 +3,8 @@
 //! create+delete nothing at all.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
+use crate::key::Key;
 use crate::object::{AnyObject, Kind};
 use crate::watch::Event;
 
@@ -39,7 +39,7 @@ impl Change {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ChangeLog {
     entries: Vec<Option<Change>>,
-    last: HashMap<(Kind, Arc<str>), usize>,
+    last: HashMap<(Kind, Key), usize>,
     live: usize,
 }
 
@@ -72,16 +72,16 @@ impl ChangeLog {
         log
     }
 
-    fn key(o: &AnyObject) -> (Kind, Arc<str>) {
-        (o.kind(), Arc::from(o.id()))
+    fn key(o: &AnyObject) -> (Kind, Key) {
+        (o.kind(), Key::new(o.id()))
     }
 
-    fn last_mut(&mut self, key: &(Kind, Arc<str>)) -> Option<&mut Option<Change>> {
+    fn last_mut(&mut self, key: &(Kind, Key)) -> Option<&mut Option<Change>> {
         let i = *self.last.get(key)?;
         self.entries.get_mut(i)
     }
 
-    fn push(&mut self, key: (Kind, Arc<str>), change: Change) {
+    fn push(&mut self, key: (Kind, Key), change: Change) {
         self.entries.push(Some(change));
         self.last.insert(key, self.entries.len() - 1);
         self.live += 1;

@@ -91,7 +91,7 @@ impl<T: Object> Table<T> {
     /// Objects of the ids, in id order, skipping missing ones.
     pub(crate) fn objects(&self, ids: &[Key]) -> Vec<Arc<T>> {
         ids.iter()
-            .filter_map(|id| self.by_id.get(id.as_bytes()).cloned())
+            .filter_map(|id| self.by_id.get(id).cloned())
             .collect()
     }
 
@@ -160,8 +160,8 @@ impl<T: Object> Table<T> {
 
     /// Removes an object and its index entries.
     pub(crate) fn remove(&mut self, id: &str) -> Option<Arc<T>> {
-        let obj = self.by_id.get(id.as_bytes()).cloned()?;
         let key = Key::new(id);
+        let obj = self.by_id.get(&key).cloned()?;
         if !obj.name().is_empty() {
             remove_posting(&mut self.names, Key::lowercase(obj.name()), &key);
         }
@@ -173,7 +173,7 @@ impl<T: Object> Table<T> {
                 remove_posting(&mut self.indexes[slot], Key::new(k), &key);
             }
         }
-        self.by_id.remove(id.as_bytes());
+        self.by_id.remove(&key);
         Some(obj)
     }
 }

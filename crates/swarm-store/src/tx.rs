@@ -8,6 +8,7 @@ use swarm_api::v1::{StoreAction, StoreActionBatch, StoreActionKind, Timestamp};
 
 use crate::changes::{Change, ChangeLog};
 use crate::error::StoreError;
+use crate::key::Key;
 use crate::object::{AnyObject, Kind, Object};
 use crate::read::ReadTx;
 use crate::replay::{Write, redo};
@@ -27,8 +28,8 @@ pub struct Tx {
     ops: Vec<Change>,
     /// Version of each object when this transaction first updated or
     /// deleted it, and the order entries were added (for rollback).
-    first: HashMap<(Kind, Arc<str>), u64>,
-    first_order: Vec<(Kind, Arc<str>)>,
+    first: HashMap<(Kind, Key), u64>,
+    first_order: Vec<(Kind, Key)>,
     bytes: usize,
     now: Timestamp,
     /// The version writes get, when known (local stores); `None` when the
@@ -91,7 +92,7 @@ impl Tx {
     /// the version it had when this transaction first wrote it). Returns
     /// the object as stored.
     pub fn update<T: Object>(&mut self, obj: T) -> Result<Arc<T>, StoreError> {
-        let first = self.first.get(&(T::KIND, Arc::from(obj.id()))).copied();
+        let first = self.first.get(&(T::KIND, Key::new(obj.id()))).copied();
         let (old, new) = write::update(&mut self.view, obj, self.version, self.now, first)?;
         self.remember_first(T::KIND, old.id(), old.version());
         self.record(Change::Update {
@@ -110,7 +111,7 @@ impl Tx {
     }
 
     fn remember_first(&mut self, kind: Kind, id: &str, version: u64) {
-        let key = (kind, Arc::from(id));
+        let key = (kind, Key::new(id));
         if !self.first.contains_key(&key) {
             self.first.insert(key.clone(), version);
             self.first_order.push(key);
