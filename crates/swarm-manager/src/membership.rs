@@ -2,6 +2,7 @@
 //! demotions requested on nodes are carried out on the leader, and each
 //! manager node's raft status is kept current.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use swarm_api::v1::raft_membership_client::RaftMembershipClient;
@@ -9,7 +10,7 @@ use swarm_api::v1::raft_membership_server::{RaftMembership, RaftMembershipServer
 use swarm_api::v1::*;
 use swarm_pki::require_manager;
 use swarm_raft::{Connector, RaftNode, RaftNodeError};
-use swarm_store::Store;
+use swarm_store::{By, Event, Kind, Store, WatchError, WatchFilter, Watcher};
 use tonic::{Request, Response, Status};
 
 use crate::dispatcher::ClusterInfo;
@@ -108,22 +109,91 @@ impl RaftMembership for MembershipService {
     }
 }
 
-/// The role manager (leader only): runs until aborted.
+/// How often the role manager reconciles.
+const ROLE_PERIOD: Duration = Duration::from_millis(500);
+
+/// The role manager (leader only): runs until aborted (or the store
+/// closes).
+///
+/// Every [`ROLE_PERIOD`] it looks at the nodes that may need work: the
+/// managers (from the store's role index) and the workers asked to become
+/// managers (followed from node events, so the thousands of workers that
+/// stay workers are not scanned twice a second).
 pub async fn role_manager(store: Store, raft: RaftNode) {
+    let (mut promoting, mut watcher) = follow_promotions(&store);
+    let mut tick = tokio::time::interval(ROLE_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if let Err(e) = reconcile_roles(&store, &raft).await {
-            tracing::debug!(error = %e, "role reconciliation will be retried");
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = reconcile_roles(&store, &raft, &mut promoting).await {
+                    tracing::debug!(error = %e, "role reconciliation will be retried");
+                }
+            }
+            event = watcher.recv() => match event {
+                Ok(Event::Created(o) | Event::Updated { new: o, .. }) => {
+                    if let Some(n) = o.downcast::<Node>()
+                        && wants_promotion(n)
+                    {
+                        promoting.insert(n.id.clone());
+                    }
+                }
+                Ok(_) => {}
+                Err(WatchError::Lagged) => (promoting, watcher) = follow_promotions(&store),
+                Err(_) => return,
+            },
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
-async fn reconcile_roles(store: &Store, raft: &RaftNode) -> Result<(), String> {
+/// The workers asked to become managers now, and a watcher of the node
+/// changes after that.
+fn follow_promotions(store: &Store) -> (HashSet<String>, Watcher) {
+    store.view_and_watch(WatchFilter::all().kinds([Kind::Node]).commits(false), |v| {
+        v.all::<Node>()
+            .iter()
+            .filter(|n| wants_promotion(n))
+            .map(|n| n.id.clone())
+            .collect()
+    })
+}
+
+fn desired_role(node: &Node) -> NodeRole {
+    node.spec.as_ref().map_or(node.role(), |s| s.desired_role())
+}
+
+/// A worker whose desired role is manager.
+fn wants_promotion(node: &Node) -> bool {
+    desired_role(node) == NodeRole::Manager && node.role() == NodeRole::Worker
+}
+
+/// Reconciles the managers and the workers in `promoting` (which loses
+/// those that no longer want a promotion).
+async fn reconcile_roles(
+    store: &Store,
+    raft: &RaftNode,
+    promoting: &mut HashSet<String>,
+) -> Result<(), String> {
     let status = raft.status().map_err(|e| e.to_string())?;
-    // Runs every half second over every node: a worker that stays a worker
-    // (nearly all of them) costs a comparison, not a copy.
-    for node in store.view().all::<Node>() {
-        let desired = node.spec.as_ref().map_or(node.role(), |s| s.desired_role());
+    let (nodes, gone) = {
+        let view = store.view();
+        let mut nodes = view
+            .find::<Node>(By::Role(NodeRole::Manager))
+            .map_err(|e| e.to_string())?;
+        let mut gone = Vec::new();
+        for id in promoting.iter() {
+            match view.get::<Node>(id) {
+                Some(n) if wants_promotion(&n) => nodes.push(n),
+                _ => gone.push(id.clone()),
+            }
+        }
+        (nodes, gone)
+    };
+    for id in gone {
+        promoting.remove(&id);
+    }
+    for node in nodes {
+        let desired = desired_role(&node);
         if desired == NodeRole::Worker && node.role() == NodeRole::Worker {
             continue;
         }
