@@ -115,7 +115,7 @@ const ROLE_PERIOD: Duration = Duration::from_millis(500);
 /// The role manager (leader only): runs until aborted (or the store
 /// closes).
 ///
-/// Every [`ROLE_PERIOD`] it looks at the nodes that may need work: the
+/// Every 500 ms (`ROLE_PERIOD`) it looks at the nodes that may need work: the
 /// managers (from the store's role index) and the workers asked to become
 /// managers (followed from node events, so the thousands of workers that
 /// stay workers are not scanned twice a second).
