@@ -8,6 +8,7 @@
 //!
 //! Every executor should pass the [`crate::conformance`] suite.
 
+mod checks;
 mod deps;
 #[cfg(feature = "docker")]
 pub mod docker;

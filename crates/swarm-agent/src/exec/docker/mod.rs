@@ -319,12 +319,7 @@ impl Executor for DockerExecutor {
         task: &Task,
         deps: &Dependencies,
     ) -> Result<Box<dyn Controller>, ExecError> {
-        if task.id.is_empty() || !task.id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(ExecError::InvalidSpec(format!(
-                "task id {:?} is not alphanumeric",
-                task.id
-            )));
-        }
+        super::checks::task_id(&task.id)?;
         Ok(Box::new(DockerController::new(
             controller::Settings {
                 docker: self.docker.clone(),

@@ -50,19 +50,8 @@ pub(super) fn validate(spec: &ContainerSpec) -> Result<(), ExecError> {
             "the docker executor needs an image".into(),
         ));
     }
-    for e in &spec.env {
-        if !e.contains('=') || e.starts_with('=') {
-            return Err(ExecError::InvalidSpec(format!(
-                "environment entry {e:?} is not KEY=value"
-            )));
-        }
-    }
-    if !spec.dir.is_empty() && !spec.dir.starts_with('/') {
-        return Err(ExecError::InvalidSpec(format!(
-            "working directory {:?} is not an absolute path",
-            spec.dir
-        )));
-    }
+    crate::exec::checks::env(spec)?;
+    crate::exec::checks::container_dir(spec)?;
     parse_signal(&spec.stop_signal)?;
     health::to_engine(spec.healthcheck.as_ref())?;
     super::mounts::spec_mounts(spec)?;

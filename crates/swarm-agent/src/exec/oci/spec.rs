@@ -206,19 +206,8 @@ pub(crate) fn validate(spec: &ContainerSpec) -> Result<(), ExecError> {
     if spec.tty {
         return Err(unsupported("tty"));
     }
-    for e in &spec.env {
-        if !e.contains('=') || e.starts_with('=') {
-            return Err(ExecError::InvalidSpec(format!(
-                "environment entry {e:?} is not KEY=value"
-            )));
-        }
-    }
-    if !spec.dir.is_empty() && !spec.dir.starts_with('/') {
-        return Err(ExecError::InvalidSpec(format!(
-            "working directory {:?} is not an absolute path",
-            spec.dir
-        )));
-    }
+    crate::exec::checks::env(spec)?;
+    crate::exec::checks::container_dir(spec)?;
     parse_signal(&spec.stop_signal)?;
     HealthPlan::from_spec(spec.healthcheck.as_ref())?;
     capabilities(&spec.capability_add, &spec.capability_drop)?;

@@ -127,13 +127,7 @@ impl ProcessController {
         if s.read_only {
             return Err(Self::unsupported("read-only root filesystem"));
         }
-        for e in &s.env {
-            if !e.contains('=') || e.starts_with('=') {
-                return Err(ExecError::InvalidSpec(format!(
-                    "environment entry {e:?} is not KEY=value"
-                )));
-            }
-        }
+        crate::exec::checks::env(s)?;
         parse_signal(&s.stop_signal)?;
         HealthPlan::from_spec(s.healthcheck.as_ref())?;
         Ok(())

@@ -137,12 +137,7 @@ impl Executor for ProcessExecutor {
         task: &Task,
         deps: &Dependencies,
     ) -> Result<Box<dyn Controller>, ExecError> {
-        if task.id.is_empty() || !task.id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(ExecError::InvalidSpec(format!(
-                "task id {:?} is not alphanumeric",
-                task.id
-            )));
-        }
+        super::checks::task_id(&task.id)?;
         let mut c = ProcessController::new(task, deps, self.task_dir(&task.id), self.log_bytes);
         if let Some(n) = &self.network
             && !task.networks.is_empty()
