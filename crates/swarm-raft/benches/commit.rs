@@ -22,8 +22,8 @@
 //! Columns: commits/s and latency percentiles over the measured window;
 //! errors (writes that failed); store transactions committed per
 //! `fdatasync` of the leader's log (the proposer merges waiting
-//! transactions into one entry, and openraft 0.9 syncs each leader entry
-//! alone); log entries per `fdatasync` on each member (a follower syncs
+//! transactions into one entry, and appends made during a sync of the
+//! leader's log share the next one); log entries per `fdatasync` on each member (a follower syncs
 //! every entry of a replication message at once); CPU time of the whole
 //! process per commit (on a shared machine, a figure that other load
 //! disturbs less than commits/s). The cost of one `fdatasync` on this

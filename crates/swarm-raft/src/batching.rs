@@ -1,10 +1,11 @@
 //! Merging concurrent store transactions into one log entry.
 //!
 //! openraft 0.9 writes each entry the leader proposes with its own
-//! append, and waits for that append's `fdatasync` before it takes the
-//! next one: on the leader, one entry costs one fsync however many writers
-//! wait. So the proposer merges the transactions that are waiting into
-//! one entry (one store change), with a few entries in flight at once.
+//! append, and a follower syncs each replication message it receives:
+//! one entry costs a sync on each member, and a round of replication,
+//! however many writers wait. So the proposer merges the transactions
+//! that are waiting into one entry (one store change), with a few entries
+//! in flight at once.
 //!
 //! A merged entry is applied all or nothing like any other, at one log
 //! index (the version of every object it writes: still the raft index of

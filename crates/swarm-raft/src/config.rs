@@ -40,7 +40,7 @@ pub struct RaftConfig {
     pub proposals_in_flight: usize,
     /// Most store transactions merged into one log entry (1: never
     /// merge). Merging is what lets a leader commit many writes per
-    /// `fdatasync` (openraft 0.9 syncs each leader entry on its own).
+    /// `fdatasync` (each entry is one round of replication).
     pub max_merged_proposals: usize,
 }
 

@@ -1,9 +1,10 @@
 //! Fault injection for the raft transport: cut links between members (a
 //! partition), or delay every message. Both ends consult it, so a cut is
-//! seen in both directions. Tests and chaos drills use it; a production
-//! node simply never sets anything.
+//! seen in both directions. Also a slow disk: delay a member's background
+//! log syncs. Tests and chaos drills use it; a production node simply
+//! never sets anything.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ struct State {
     cut: HashSet<(NodeId, NodeId)>,
     isolated: HashSet<NodeId>,
     delay: Option<Duration>,
+    slow_sync: HashMap<NodeId, Duration>,
 }
 
 /// Shared fault settings (clones share them).
@@ -57,6 +59,21 @@ impl Faults {
     /// Delays every message by `d` (or stops delaying, with `None`).
     pub fn delay(&self, d: Option<Duration>) {
         self.state.write().delay = d;
+    }
+
+    /// Delays each background sync of `node`'s log by `d` (or stops
+    /// delaying, with `None`): a slow disk on the leader.
+    pub fn slow_sync(&self, node: NodeId, d: Option<Duration>) {
+        let mut s = self.state.write();
+        match d {
+            Some(d) => s.slow_sync.insert(node, d),
+            None => s.slow_sync.remove(&node),
+        };
+    }
+
+    /// The delay to add to a background sync of `node`'s log, if any.
+    pub fn sync_delay(&self, node: NodeId) -> Option<Duration> {
+        self.state.read().slow_sync.get(&node).copied()
     }
 
     /// Whether a message from `from` to `to` gets through.

@@ -3,8 +3,12 @@
 //!
 //! - [`LogStore`] is openraft's log storage on our [`Wal`]: preallocated
 //!   segment files of records (length, CRC-32C, index, payload),
-//!   `fdatasync` before an append is reported flushed (every entry of an
-//!   append, e.g. a whole replication message, in one sync), the vote
+//!   `fdatasync` before a follower's append is reported flushed (every
+//!   entry of an append, e.g. a whole replication message, in one sync);
+//!   the leader's appends are synced in the background, concurrently
+//!   with replication, and nothing is applied, answered or sent out as
+//!   committed before that sync (group commit: appends made during a
+//!   sync share the next); the vote
 //!   persisted before it is answered, truncate, purge and segment
 //!   rotation, a torn tail cut on open and a damaged committed record
 //!   refused with the file and offset named.
@@ -64,6 +68,7 @@
 mod batching;
 pub mod codec;
 mod config;
+mod durable;
 mod error;
 mod faults;
 mod log_store;

@@ -1,29 +1,33 @@
 //! openraft's log storage over the [`Wal`]: reads from memory, writes
-//! on the caller's task, each append made durable (`fdatasync`) before it
-//! is reported flushed.
+//! on the caller's task.
 //!
-//! openraft 0.9 waits for each append's flush before it issues the next
-//! one (on the leader and on followers alike), so there is never a second
-//! append to share a sync with: a writer thread would only add two thread
-//! hand-overs to every append. Group commit happens a level up instead:
-//! a follower's append carries every entry of a replication message, and
-//! the leader's proposer merges the transactions that wait into one entry
-//! (see `batching`). The write and sync run inside
-//! `tokio::task::block_in_place` on a multi-threaded runtime, so the
-//! runtime's other tasks move to another thread meanwhile.
+//! On a follower (and for membership entries), each append is made
+//! durable (`fdatasync`) before it is reported flushed: the write and sync
+//! run inside `tokio::task::block_in_place` on a multi-threaded runtime,
+//! so the runtime's other tasks move to another thread meanwhile. A
+//! follower's append carries every entry of a replication message, so
+//! they share one sync.
+//!
+//! On the leader, an append is reported as soon as it is written, and a
+//! background thread (`raft-wal-sync`) syncs it; the entry is only applied,
+//! answered or announced as committed once that sync is done (see
+//! `durable`). Appends that arrive during a sync share the next one.
 
 use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
-use openraft::{ErrorSubject, ErrorVerb, OptionalSend};
-use parking_lot::{Mutex, RwLock};
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend};
+use parking_lot::{Condvar, Mutex, RwLock};
+use tokio::sync::watch;
 
-use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use crate::durable::{self, Durability, DurableEnd};
+use crate::faults::Faults;
+use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 use crate::wal::{Recovered, Wal, WalError, WalOptions, WalStats};
 
 /// What the log holds in memory: every entry since the last purge.
@@ -57,6 +61,8 @@ struct Writer {
     committed_scheduled: bool,
     /// Set once a write failed: the log is not used any more.
     failed: Option<String>,
+    /// The last entry written (durable or not).
+    written: Option<LogId>,
 }
 
 impl Writer {
@@ -72,11 +78,119 @@ impl Writer {
 struct Shared {
     cache: RwLock<Cache>,
     writer: Mutex<Writer>,
+    durability: Arc<Durability>,
+    syncer: Arc<SyncSignal>,
+    /// This member's id: its appends as leader are synced in the
+    /// background. Unset: every append is synced before it is reported.
+    self_id: OnceLock<NodeId>,
+    faults: OnceLock<Faults>,
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        self.syncer.stop();
         self.writer.get_mut().save_committed();
+    }
+}
+
+/// Wakes the background sync thread.
+#[derive(Default)]
+struct SyncSignal {
+    state: Mutex<(bool, bool)>,
+    cv: Condvar,
+}
+
+impl SyncSignal {
+    /// Asks for a sync of everything written so far.
+    fn want(&self) {
+        self.state.lock().0 = true;
+        self.cv.notify_one();
+    }
+
+    fn stop(&self) {
+        self.state.lock().1 = true;
+        self.cv.notify_one();
+    }
+
+    /// Waits for a request; false once stopped.
+    fn wait(&self) -> bool {
+        let mut s = self.state.lock();
+        while !s.0 && !s.1 {
+            self.cv.wait(&mut s);
+        }
+        s.0 = false;
+        !s.1
+    }
+}
+
+/// The background sync thread: syncs what the leader wrote, as often as
+/// asked, one `fdatasync` covering every append written before it starts.
+fn sync_loop(shared: Weak<Shared>, signal: Arc<SyncSignal>) {
+    while signal.wait() {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        shared.sync_written();
+    }
+}
+
+impl Shared {
+    /// Syncs the current segment without holding the writer (appends go on
+    /// meanwhile), then publishes what was written when it started.
+    fn sync_written(&self) {
+        let (file, path, last, epoch) = {
+            let w = self.writer.lock();
+            if w.failed.is_some() {
+                return;
+            }
+            let durable = self.durability.get().last;
+            if w.written.map(|l| l.index) <= durable.map(|l| l.index) {
+                // Nothing written since the last sync began.
+                return;
+            }
+            match w.wal.sync_target() {
+                Ok(Some((file, path))) => (file, path, w.written, self.durability.epoch()),
+                Ok(None) => return,
+                Err(e) => {
+                    drop(w);
+                    self.stop_log(&e.to_string());
+                    return;
+                }
+            }
+        };
+        if let Some(d) = self
+            .faults
+            .get()
+            .zip(self.self_id.get())
+            .and_then(|(f, id)| f.sync_delay(*id))
+        {
+            std::thread::sleep(d);
+        }
+        match file.sync_data() {
+            Ok(()) => {
+                self.writer.lock().wal.count_sync();
+                self.durability.advance(epoch, last);
+            }
+            Err(e) => self.stop_log(&format!("{}: {e}", path.display())),
+        }
+    }
+
+    /// A write or sync failed: the log stops, and waiters are told.
+    fn stop_log(&self, why: &str) {
+        tracing::error!(error = %why, "raft log write failed; the log stops");
+        self.writer.lock().failed = Some(why.to_string());
+        self.durability.fail();
+    }
+
+    /// Whether this member's current vote makes it the leader.
+    fn leads(&self) -> bool {
+        let Some(me) = self.self_id.get() else {
+            return false;
+        };
+        self.cache
+            .read()
+            .vote
+            .is_some_and(|v| v.committed && v.leader_id.node_id == *me)
     }
 }
 
@@ -117,7 +231,10 @@ fn storage_error(subject: ErrorSubject<u64>, e: impl std::fmt::Display) -> Stora
 impl LogStore {
     /// Opens the log in `dir` (see [`Wal::open`] for what is verified).
     pub fn open(dir: &Path, options: WalOptions) -> Result<(LogStore, Recovered), WalError> {
-        let (wal, mut recovered) = Wal::open(dir, options)?;
+        let (mut wal, mut recovered) = Wal::open(dir, options)?;
+        // What an earlier run wrote but may not have synced (a crash of the
+        // process keeps it in the page cache) is made durable now.
+        wal.sync()?;
         let entries: VecDeque<Entry> = std::mem::take(&mut recovered.entries).into();
         let first_index = entries
             .front()
@@ -131,6 +248,8 @@ impl LogStore {
             vote: recovered.vote,
             committed: recovered.committed,
         };
+        let last = cache.last();
+        let syncer = Arc::new(SyncSignal::default());
         let shared = Arc::new(Shared {
             cache: RwLock::new(cache),
             writer: Mutex::new(Writer {
@@ -138,9 +257,33 @@ impl LogStore {
                 committed: None,
                 committed_scheduled: false,
                 failed: None,
+                written: last,
             }),
+            durability: Durability::new(last),
+            syncer: Arc::clone(&syncer),
+            self_id: OnceLock::new(),
+            faults: OnceLock::new(),
         });
+        let weak = Arc::downgrade(&shared);
+        std::thread::Builder::new()
+            .name("raft-wal-sync".into())
+            .spawn(move || sync_loop(weak, syncer))
+            .map_err(|e| WalError::io(dir, e))?;
         Ok((LogStore { shared }, recovered))
+    }
+
+    /// Tells the log whose it is: from then on, appends made while this
+    /// member leads are reported before their sync, which runs in the
+    /// background (see the module documentation). `faults` may slow that
+    /// sync down, for tests. Only the first call counts.
+    pub fn attach(&self, id: NodeId, faults: Faults) {
+        let _ = self.shared.self_id.set(id);
+        let _ = self.shared.faults.set(faults);
+    }
+
+    /// Follows the durable end of the log.
+    pub(crate) fn durable_end(&self) -> watch::Receiver<DurableEnd> {
+        self.shared.durability.subscribe()
     }
 
     /// Entries written and fsyncs done so far (their ratio is the number
@@ -149,9 +292,16 @@ impl LogStore {
         self.shared.writer.lock().wal.stats()
     }
 
-    /// Writes what is only remembered (the committed position) now. For a
-    /// clean stop: after a crash it may be found behind, which is allowed.
+    /// Syncs what was written, and writes what is only remembered (the
+    /// committed position) now. For a clean stop: after a crash the
+    /// committed position may be found behind, which is allowed.
     pub fn flush(&self) {
+        let _ = self.write_with(ErrorSubject::Logs, |w, d| {
+            let epoch = d.epoch();
+            w.wal.sync()?;
+            d.advance(epoch, w.written);
+            Ok(())
+        });
         blocking(|| self.shared.writer.lock().save_committed());
     }
 
@@ -171,18 +321,44 @@ impl LogStore {
         subject: ErrorSubject<u64>,
         f: impl FnOnce(&mut Wal) -> Result<(), WalError>,
     ) -> Result<(), StorageError> {
-        blocking(|| {
-            let mut w = self.shared.writer.lock();
-            if let Some(e) = &w.failed {
-                return Err(storage_error(subject, format!("log stopped after: {e}")));
-            }
-            let result = f(&mut w.wal);
-            if let Err(e) = &result {
-                tracing::error!(error = %e, "raft log write failed; the log stops");
-                w.failed = Some(e.to_string());
-            }
-            result.map_err(|e| storage_error(subject, e))
-        })
+        self.write_with(subject, |w, _| f(&mut w.wal))
+    }
+
+    /// [`LogStore::write`] with the whole writer state and the durable
+    /// end at hand.
+    #[allow(
+        clippy::result_large_err,
+        reason = "openraft's storage traits return its StorageError"
+    )]
+    fn write_with(
+        &self,
+        subject: ErrorSubject<u64>,
+        f: impl FnOnce(&mut Writer, &Durability) -> Result<(), WalError>,
+    ) -> Result<(), StorageError> {
+        blocking(|| self.write_now(subject, f))
+    }
+
+    /// [`LogStore::write_with`] on the calling thread.
+    #[allow(
+        clippy::result_large_err,
+        reason = "openraft's storage traits return its StorageError"
+    )]
+    fn write_now(
+        &self,
+        subject: ErrorSubject<u64>,
+        f: impl FnOnce(&mut Writer, &Durability) -> Result<(), WalError>,
+    ) -> Result<(), StorageError> {
+        let mut w = self.shared.writer.lock();
+        if let Some(e) = &w.failed {
+            return Err(storage_error(subject, format!("log stopped after: {e}")));
+        }
+        let result = f(&mut w, &self.shared.durability);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "raft log write failed; the log stops");
+            w.failed = Some(e.to_string());
+            self.shared.durability.fail();
+        }
+        result.map_err(|e| storage_error(subject, e))
     }
 }
 
@@ -239,6 +415,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        // Never past what this log holds durably: after a crash the log
+        // may end there.
+        let committed = durable::clamp(committed, &self.shared.durability.get());
         self.shared.cache.write().committed = committed;
         // Written a little later, by a task, with whatever is newest then.
         let mut w = self.shared.writer.lock();
@@ -301,11 +480,38 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             c.entries.extend(entries.iter().cloned());
         }
         let subject = ErrorSubject::Logs;
-        let result = self.write(subject, |wal| {
-            wal.append(&entries)?;
-            wal.sync()
-        });
-        // Durable (or failed) now: tell openraft.
+        let last = entries.last().map(|e| e.log_id);
+        let early = self.shared.leads()
+            && !entries
+                .iter()
+                .any(|e| matches!(e.payload, EntryPayload::Membership(_)));
+        let result = if early {
+            // Written only: the sync thread makes it durable, and nothing
+            // shows it before then (see `durable`). A new segment's
+            // directory entry is synced here, which is rare.
+            self.write_now(subject, |w, d| {
+                w.wal.append(&entries)?;
+                w.written = last;
+                if w.wal.dir_dirty() {
+                    let epoch = d.epoch();
+                    w.wal.sync()?;
+                    d.advance(epoch, last);
+                } else {
+                    self.shared.syncer.want();
+                }
+                Ok(())
+            })
+        } else {
+            self.write_with(subject, |w, d| {
+                w.wal.append(&entries)?;
+                w.written = last;
+                let epoch = d.epoch();
+                w.wal.sync()?;
+                d.advance(epoch, last);
+                Ok(())
+            })
+        };
+        // Durable, or written on the leader (or failed) now: tell openraft.
         callback.log_io_completed(
             result
                 .as_ref()
@@ -324,7 +530,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 c.entries.truncate(keep);
             }
         }
-        self.write(ErrorSubject::Log(log_id), |wal| wal.truncate(log_id.index))
+        let remaining = self.shared.cache.read().last();
+        // The cut is synced, and with it what comes before it (a former
+        // leader's appends may not have been yet).
+        self.write_with(ErrorSubject::Log(log_id), |w, d| {
+            w.wal.truncate(log_id.index)?;
+            w.wal.sync()?;
+            w.written = remaining;
+            d.reset(remaining);
+            Ok(())
+        })
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {

@@ -204,7 +204,10 @@ impl RaftNode {
                     RaftNodeError::Refused("no other voter to hand leadership to".into())
                 })?,
         };
-        // Let the target catch up before stopping writes.
+        // Stop taking writes, then let the target catch up with what is
+        // in flight (under load the leader's log is always a few entries
+        // ahead: its appends do not wait for its own sync).
+        self.inner.transferring.store(true, Ordering::SeqCst);
         let deadline = tokio::time::Instant::now() + self.inner.election_max() * 4;
         loop {
             let m = raft.metrics().borrow().clone();
@@ -218,13 +221,13 @@ impl RaftNode {
                 break;
             }
             if tokio::time::Instant::now() > deadline {
+                self.inner.transferring.store(false, Ordering::SeqCst);
                 return Err(RaftNodeError::Timeout(format!(
                     "{target:x} did not catch up"
                 )));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        self.inner.transferring.store(true, Ordering::SeqCst);
         raft.runtime_config().heartbeat(false);
         raft.runtime_config().elect(false);
         let outcome = async {

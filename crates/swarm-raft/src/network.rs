@@ -15,9 +15,11 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use swarm_api::v1::RaftPayload;
 use swarm_api::v1::raft_client::RaftClient;
+use tokio::sync::watch;
 use tonic::transport::Channel;
 
 use crate::codec::{self, CodecError};
+use crate::durable::{self, DurableEnd};
 use crate::faults::Faults;
 use crate::types::{Member, NodeId, TypeConfig};
 
@@ -86,6 +88,8 @@ pub(crate) struct Network {
     pub(crate) connector: Arc<dyn Connector>,
     pub(crate) faults: Faults,
     pub(crate) reach: Arc<Reach>,
+    /// The durable end of this member's log.
+    pub(crate) durable: watch::Receiver<DurableEnd>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -100,6 +104,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             client: None,
             faults: self.faults.clone(),
             reach: self.reach.clone(),
+            durable: self.durable.clone(),
         }
     }
 }
@@ -113,6 +118,7 @@ pub(crate) struct PeerClient {
     client: Option<RaftClient<Channel>>,
     faults: Faults,
     reach: Arc<Reach>,
+    durable: watch::Receiver<DurableEnd>,
 }
 
 type Rpc<E = openraft::error::Infallible> = RPCError<NodeId, Member, RaftError<NodeId, E>>;
@@ -202,6 +208,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, Rpc> {
+        let mut rpc = rpc;
+        // Followers apply what the leader says is committed: never an
+        // entry the leader itself has not synced yet (see `durable`).
+        rpc.leader_commit = durable::clamp(rpc.leader_commit, &self.durable.borrow());
         let payload = codec::encode_append(&rpc);
         self.call(RPCTypes::AppendEntries, payload, &option).await
     }

@@ -89,6 +89,10 @@ impl RaftNodeBuilder {
             self.dir.join("snapshots"),
             self.config.keep_snapshots,
         )?;
+        // The leader's appends are synced in the background; the state
+        // machine and the commit position sent out wait for them.
+        sm.follow_log(&log);
+        log.attach(self.id, self.faults.clone());
         let queue = Queue::new(self.config.proposals_in_flight);
         let inner = Arc::new(Inner {
             id: self.id,
@@ -139,6 +143,7 @@ impl Inner {
             connector: self.connector.clone(),
             faults: self.faults.clone(),
             reach: self.reach.clone(),
+            durable: self.log.durable_end(),
         };
         Raft::new(
             self.id,

@@ -3,7 +3,7 @@
 
 use std::io::Cursor;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, StoredMembership};
@@ -12,6 +12,10 @@ use prost::Message;
 use swarm_api::v1::StoreSnapshot;
 use swarm_store::Store;
 
+use tokio::sync::watch;
+
+use crate::durable::DurableEnd;
+use crate::log_store::LogStore;
 use crate::snapshot_file;
 use crate::types::{Applied, Entry, LogId, SnapshotMeta, StorageError, TypeConfig};
 use crate::wal::WalError;
@@ -34,6 +38,9 @@ pub struct StateMachine {
     dir: PathBuf,
     keep_snapshots: usize,
     state: Arc<Mutex<SmState>>,
+    /// The durable end of the member's log: entries are applied once
+    /// inside it (see `durable`). Unset: applied when committed.
+    durable: Arc<OnceLock<watch::Receiver<DurableEnd>>>,
 }
 
 impl std::fmt::Debug for StateMachine {
@@ -85,7 +92,15 @@ impl StateMachine {
             dir,
             keep_snapshots,
             state: Arc::new(Mutex::new(state)),
+            durable: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// Applies entries only once `log` (this member's log) holds them
+    /// durably: needed when the log reports a leader's appends before
+    /// syncing them (see [`LogStore::attach`]). Only the first call counts.
+    pub fn follow_log(&self, log: &LogStore) {
+        let _ = self.durable.set(log.durable_end());
     }
 
     /// The store this state machine applies to.
@@ -114,6 +129,26 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        if let (Some(last), Some(rx)) = (entries.last(), self.durable.get()) {
+            // On the leader, an entry may be committed before its own log
+            // has synced it: it is applied (and its writer answered) only
+            // once it is durable here too.
+            let index = last.log_id.index;
+            let mut rx = rx.clone();
+            let end = rx
+                .wait_for(|d| d.failed || d.covers(index))
+                .await
+                .map(|d| d.failed)
+                .unwrap_or(true);
+            if end {
+                return Err(StorageError::from_io_error(
+                    ErrorSubject::Log(last.log_id),
+                    ErrorVerb::Write,
+                    std::io::Error::other("the raft log stopped before this entry was durable"),
+                ));
+            }
+        }
         let mut out = Vec::new();
         for entry in entries {
             let index = entry.log_id.index;

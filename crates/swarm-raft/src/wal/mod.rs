@@ -464,6 +464,29 @@ impl Wal {
         Ok(())
     }
 
+    /// A handle on the segment being appended to, to sync it without
+    /// holding the log (`fdatasync` on it makes everything written to the
+    /// log before durable, since earlier segments were synced when they
+    /// were closed). `None` before the first append.
+    pub fn sync_target(&self) -> Result<Option<(File, PathBuf)>, WalError> {
+        let (Some(f), Some(seg)) = (&self.file, self.segments.last()) else {
+            return Ok(None);
+        };
+        let dup = f.try_clone().map_err(|e| WalError::io(&seg.path, e))?;
+        Ok(Some((dup, seg.path.clone())))
+    }
+
+    /// Counts a sync made through [`Wal::sync_target`].
+    pub fn count_sync(&mut self) {
+        self.stats.syncs += 1;
+    }
+
+    /// Whether a segment was created since the last sync (its directory
+    /// entry is not durable yet: only [`Wal::sync`] syncs it).
+    pub fn dir_dirty(&self) -> bool {
+        self.dir_dirty
+    }
+
     /// Removes every entry with index `since` or above, durably.
     pub fn truncate(&mut self, since: u64) -> Result<(), WalError> {
         let Some(next) = self.next_index else {
