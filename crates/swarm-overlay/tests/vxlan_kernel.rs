@@ -401,6 +401,19 @@ async fn bad_input_is_refused_and_leaves_nothing() {
     d.create_network(&n).await.unwrap();
     let ovl = swarm_overlay::netns::Netns::open(d.network_netns(&n.id).unwrap()).unwrap();
     let base_links = links(&ovl);
+    // Bridged frames skip iptables in the network's namespace (where the
+    // kernel has br_netfilter at all; a fresh namespace starts with 1).
+    for switch in ["iptables", "ip6tables", "arptables"] {
+        let path = format!("/proc/sys/net/bridge/bridge-nf-call-{switch}");
+        if std::path::Path::new(&path).exists() {
+            let v = ovl.run(move || std::fs::read_to_string(path)).unwrap();
+            assert_eq!(
+                v.unwrap().trim(),
+                "0",
+                "bridge-nf-call-{switch} in the network's namespace"
+            );
+        }
+    }
 
     // A VNI in use by another network.
     let other = net("netc", 4500, "10.56.0.0/24", "10.56.0.1");

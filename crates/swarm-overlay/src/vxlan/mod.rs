@@ -21,6 +21,7 @@
 //! kernel after an agent restart and removes what it cannot account for.
 
 pub(crate) mod alias;
+mod bridge_nf;
 mod config;
 mod endpoint;
 mod network;

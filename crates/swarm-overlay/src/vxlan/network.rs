@@ -110,6 +110,7 @@ async fn build_inside(
     let h = nl::connect(Some(&ns)).await.map_err(|e| (e, None))?;
     let fail = |e: DriverError| (e, Some(h.clone()));
     let place = format!("network namespace {}", ns.name());
+    super::bridge_nf::switch_off(&ns).await.map_err(fail)?;
 
     let bridge = LinkBridge::new(BRIDGE_NAME).mtu(mtu).up().build();
     h.link()
