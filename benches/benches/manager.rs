@@ -50,6 +50,8 @@ mod heartbeats;
 mod idle;
 #[path = "manager/join.rs"]
 mod join;
+#[path = "manager/remote.rs"]
+mod remote;
 #[path = "manager/report.rs"]
 mod report;
 
@@ -129,6 +131,9 @@ async fn run(mgr: Handle) -> Vec<Figure> {
         started.elapsed().as_secs_f64()
     ));
 
+    // Agents past remote::LOCAL_MAX run in a child process, which joins
+    // its own nodes.
+    let needed = needed.min(remote::LOCAL_MAX);
     let parallel = 32;
     let (joined, took) = join::join_many(&addr, &cluster.worker_token(), needed, parallel).await;
     out(format!(
@@ -136,7 +141,7 @@ async fn run(mgr: Handle) -> Vec<Figure> {
         took.as_secs_f64(),
         needed as f64 / took.as_secs_f64()
     ));
-    let mut fleet = Fleet::new(&addr, joined);
+    let mut fleet = Fleet::new(&addr, joined).with_remote(&cluster.worker_token());
     let mut figures = vec![Figure::new(
         format!("join through the CA ({} nodes)", fleet.joined()),
         needed as f64 / took.as_secs_f64(),
@@ -197,6 +202,9 @@ async fn run(mgr: Handle) -> Vec<Figure> {
 }
 
 fn main() {
+    if remote::child_main() {
+        return;
+    }
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())

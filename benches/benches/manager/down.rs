@@ -25,15 +25,15 @@ pub async fn run(
     period: Duration,
 ) -> Vec<Figure> {
     fleet.grow_to(agents).await;
-    let n = fleet.agents.len();
+    let n = fleet.len();
     let step = (n / silent.max(1)).max(1);
     let chosen: HashSet<usize> = (0..n).step_by(step).take(silent).collect();
     let (mut ids, mut others) = (Vec::new(), Vec::new());
-    for (i, a) in fleet.agents.iter().enumerate() {
+    for (i, id) in fleet.node_ids().into_iter().enumerate() {
         if chosen.contains(&i) {
-            ids.push(a.node_id.clone());
+            ids.push(id);
         } else {
-            others.push(a.node_id.clone());
+            others.push(id);
         }
     }
     let already = cluster.down(&ids) + cluster.down(&others);
@@ -42,7 +42,7 @@ pub async fn run(
     }
     let started = Instant::now();
     for &i in &chosen {
-        fleet.agents[i].go_silent();
+        fleet.go_silent(i);
     }
     let limit = period * 6 + Duration::from_secs(10);
     let mut first = None;

@@ -3,7 +3,6 @@
 //! `Heartbeat` calls, then over one `HeartbeatStream` per agent (what
 //! agents use).
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::cluster::Cluster;
@@ -21,14 +20,14 @@ const SWITCH: Duration = Duration::from_millis(6_000);
 /// Connects `agents`, lets them settle, measures the manager's CPU with
 /// each heartbeat transport.
 pub async fn run(cluster: &Cluster, fleet: &mut Fleet, agents: usize) -> Vec<Figure> {
-    fleet.stats.unary.store(true, Ordering::Relaxed);
+    fleet.set_unary(true);
     fleet.grow_to(agents).await;
     // Registrations and full assignment sets are done once sessions are
     // open; leave a little for the last status writes, and for agents
     // already connected to switch to unary calls.
     tokio::time::sleep(SWITCH).await;
     let unary = measure(cluster, "unary").await;
-    fleet.stats.unary.store(false, Ordering::Relaxed);
+    fleet.set_unary(false);
     tokio::time::sleep(SWITCH).await;
     let stream = measure(cluster, "stream").await;
     let sessions = cluster.manager.dispatcher().sessions();
