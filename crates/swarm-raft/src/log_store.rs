@@ -1,17 +1,19 @@
-//! openraft's log storage over the [`Wal`]: reads from memory, writes
-//! on the caller's task.
+//! openraft's log storage over the [`Wal`]: reads from memory; appends
+//! written on the caller's task and made durable (`fdatasync`) by a
+//! background thread (`raft-wal-sync`), one sync covering every append
+//! written before it starts.
 //!
-//! On a follower (and for membership entries), each append is made
-//! durable (`fdatasync`) before it is reported flushed: the write and sync
-//! run inside `tokio::task::block_in_place` on a multi-threaded runtime,
-//! so the runtime's other tasks move to another thread meanwhile. A
-//! follower's append carries every entry of a replication message, so
-//! they share one sync.
-//!
-//! On the leader, an append is reported as soon as it is written, and a
-//! background thread (`raft-wal-sync`) syncs it; the entry is only applied,
-//! answered or announced as committed once that sync is done (see
-//! `durable`). Appends that arrive during a sync share the next one.
+//! A follower's append is reported flushed once that sync is done: its
+//! answer to the leader counts towards the quorum. A follower's append
+//! carries every entry of a replication message, so they share one sync.
+//! The leader reports its appends as soon as they are written, so that
+//! its sync and the followers' run at once; an entry is only applied,
+//! answered or announced as committed once the leader's sync is done too
+//! (see `durable`). Membership entries, and the rare append that starts a
+//! segment (whose directory entry must be synced), are synced before they
+//! are reported, inside `tokio::task::block_in_place` on a multi-threaded
+//! runtime so that the runtime's other tasks move to another thread
+//! meanwhile; so are truncations, purges and votes.
 
 use std::collections::VecDeque;
 use std::fmt::Debug;
@@ -84,6 +86,9 @@ struct Shared {
     /// background. Unset: every append is synced before it is reported.
     self_id: OnceLock<NodeId>,
     faults: OnceLock<Faults>,
+    /// Follower appends written and waiting for the sync thread, with the
+    /// index each must reach.
+    waiting: Mutex<Vec<(u64, LogFlushed<TypeConfig>)>>,
 }
 
 impl Drop for Shared {
@@ -146,6 +151,8 @@ impl Shared {
             let durable = self.durability.get().last;
             if w.written.map(|l| l.index) <= durable.map(|l| l.index) {
                 // Nothing written since the last sync began.
+                drop(w);
+                self.report_durable();
                 return;
             }
             match w.wal.sync_target() {
@@ -170,8 +177,23 @@ impl Shared {
             Ok(()) => {
                 self.writer.lock().wal.count_sync();
                 self.durability.advance(epoch, last);
+                self.report_durable();
             }
             Err(e) => self.stop_log(&format!("{}: {e}", path.display())),
+        }
+    }
+
+    /// Tells openraft about the waiting appends that are durable now.
+    fn report_durable(&self) {
+        let durable = self.durability.get();
+        let done: Vec<LogFlushed<TypeConfig>> = {
+            let mut q = self.waiting.lock();
+            let (done, rest): (Vec<_>, Vec<_>) = q.drain(..).partition(|(i, _)| durable.covers(*i));
+            *q = rest;
+            done.into_iter().map(|(_, cb)| cb).collect()
+        };
+        for cb in done {
+            cb.log_io_completed(Ok(()));
         }
     }
 
@@ -180,6 +202,10 @@ impl Shared {
         tracing::error!(error = %why, "raft log write failed; the log stops");
         self.writer.lock().failed = Some(why.to_string());
         self.durability.fail();
+        let waiting: Vec<_> = self.waiting.lock().drain(..).collect();
+        for (_, cb) in waiting {
+            cb.log_io_completed(Err(std::io::Error::other(why.to_string())));
+        }
     }
 
     /// Whether this member's current vote makes it the leader.
@@ -263,6 +289,7 @@ impl LogStore {
             syncer: Arc::clone(&syncer),
             self_id: OnceLock::new(),
             faults: OnceLock::new(),
+            waiting: Mutex::new(Vec::new()),
         });
         let weak = Arc::downgrade(&shared);
         std::thread::Builder::new()
@@ -481,43 +508,58 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         let subject = ErrorSubject::Logs;
         let last = entries.last().map(|e| e.log_id);
-        let early = self.shared.leads()
-            && !entries
-                .iter()
-                .any(|e| matches!(e.payload, EntryPayload::Membership(_)));
-        let result = if early {
-            // Written only: the sync thread makes it durable, and nothing
-            // shows it before then (see `durable`). A new segment's
-            // directory entry is synced here, which is rare.
-            self.write_now(subject, |w, d| {
-                w.wal.append(&entries)?;
-                w.written = last;
-                if w.wal.dir_dirty() {
-                    let epoch = d.epoch();
-                    w.wal.sync()?;
-                    d.advance(epoch, last);
-                } else {
-                    self.shared.syncer.want();
-                }
-                Ok(())
-            })
-        } else {
-            self.write_with(subject, |w, d| {
+        let membership = entries
+            .iter()
+            .any(|e| matches!(e.payload, EntryPayload::Membership(_)));
+        if membership {
+            // Synced before it is reported, on the calling thread.
+            let result = self.write_with(subject, |w, d| {
                 w.wal.append(&entries)?;
                 w.written = last;
                 let epoch = d.epoch();
                 w.wal.sync()?;
                 d.advance(epoch, last);
                 Ok(())
-            })
-        };
-        // Durable, or written on the leader (or failed) now: tell openraft.
-        callback.log_io_completed(
-            result
-                .as_ref()
-                .map(|_| ())
-                .map_err(|e| std::io::Error::other(e.to_string())),
-        );
+            });
+            callback.log_io_completed(
+                result
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| std::io::Error::other(e.to_string())),
+            );
+            return result;
+        }
+        // Written here, synced by the sync thread. The leader reports its
+        // append at once (nothing shows it before the sync: see
+        // `durable`); a follower's is reported once synced, by that thread.
+        let early = self.shared.leads();
+        let mut callback = Some(callback);
+        let result = self.write_now(subject, |w, d| {
+            w.wal.append(&entries)?;
+            w.written = last;
+            if w.wal.dir_dirty() {
+                // A new segment's directory entry: synced here (rare).
+                let epoch = d.epoch();
+                w.wal.sync()?;
+                d.advance(epoch, last);
+            } else {
+                if !early && let (Some(l), Some(cb)) = (last, callback.take()) {
+                    // Queued under the writer's lock: a sync that starts
+                    // after this covers it.
+                    self.shared.waiting.lock().push((l.index, cb));
+                }
+                self.shared.syncer.want();
+            }
+            Ok(())
+        });
+        if let Some(cb) = callback {
+            cb.log_io_completed(
+                result
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| std::io::Error::other(e.to_string())),
+            );
+        }
         result
     }
 
