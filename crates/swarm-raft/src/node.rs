@@ -107,6 +107,7 @@ impl RaftNodeBuilder {
             faults: self.faults,
             reach: Arc::new(Reach::default()),
             transferring: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
             queue,
             tasks: Mutex::new(Vec::new()),
         });
@@ -131,6 +132,8 @@ pub(crate) struct Inner {
     pub(crate) faults: Faults,
     pub(crate) reach: Arc<Reach>,
     pub(crate) transferring: AtomicBool,
+    /// Set by [`RaftNode::shutdown`]: no raft instance may start after it.
+    stopped: AtomicBool,
     /// Transactions waiting to be proposed (see [`crate::batching`]).
     pub(crate) queue: Queue,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -195,7 +198,15 @@ impl Inner {
                 .map_err(|e| RaftNodeError::Raft(e.to_string()))?;
         }
         let new = self.new_raft().await?;
-        *self.raft.write() = Some(new);
+        let mut slot = self.raft.write();
+        if self.stopped.load(Ordering::SeqCst) {
+            // The member was shut down meanwhile: the new instance must not
+            // outlive it (it would go on campaigning and leading).
+            drop(slot);
+            let _ = new.shutdown().await;
+            return Ok(());
+        }
+        *slot = Some(new);
         Ok(())
     }
 }
@@ -396,6 +407,9 @@ impl RaftNode {
 
     /// Stops this member (its log and snapshots stay on disk).
     pub async fn shutdown(&self) {
+        // Before anything else: a step-down already under way must not put
+        // a new raft instance in place after the one taken below.
+        self.inner.stopped.store(true, Ordering::SeqCst);
         for t in self.inner.tasks.lock().drain(..) {
             t.abort();
         }
