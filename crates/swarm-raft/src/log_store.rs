@@ -68,6 +68,14 @@ struct Writer {
 }
 
 impl Writer {
+    /// Syncs everything written and publishes it as durable.
+    fn sync_all(&mut self, d: &Durability) -> Result<(), WalError> {
+        let epoch = d.epoch();
+        self.wal.sync()?;
+        d.advance(epoch, self.written);
+        Ok(())
+    }
+
     fn save_committed(&mut self) {
         if let Some(c) = self.committed.take()
             && let Err(e) = self.wal.save_committed(&c)
@@ -246,6 +254,14 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
+/// A write's outcome as openraft's flush callback takes it.
+fn io_result(result: &Result<(), StorageError>) -> std::io::Result<()> {
+    result
+        .as_ref()
+        .map(|_| ())
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
 fn storage_error(subject: ErrorSubject<u64>, e: impl std::fmt::Display) -> StorageError {
     StorageError::from_io_error(
         subject,
@@ -324,9 +340,7 @@ impl LogStore {
     /// committed position may be found behind, which is allowed.
     pub fn flush(&self) {
         let _ = self.write_with(ErrorSubject::Logs, |w, d| {
-            let epoch = d.epoch();
-            w.wal.sync()?;
-            d.advance(epoch, w.written);
+            w.sync_all(d)?;
             Ok(())
         });
         blocking(|| self.shared.writer.lock().save_committed());
@@ -380,10 +394,9 @@ impl LogStore {
             return Err(storage_error(subject, format!("log stopped after: {e}")));
         }
         let result = f(&mut w, &self.shared.durability);
+        drop(w);
         if let Err(e) = &result {
-            tracing::error!(error = %e, "raft log write failed; the log stops");
-            w.failed = Some(e.to_string());
-            self.shared.durability.fail();
+            self.shared.stop_log(&e.to_string());
         }
         result.map_err(|e| storage_error(subject, e))
     }
@@ -516,17 +529,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let result = self.write_with(subject, |w, d| {
                 w.wal.append(&entries)?;
                 w.written = last;
-                let epoch = d.epoch();
-                w.wal.sync()?;
-                d.advance(epoch, last);
+                w.sync_all(d)?;
                 Ok(())
             });
-            callback.log_io_completed(
-                result
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| std::io::Error::other(e.to_string())),
-            );
+            callback.log_io_completed(io_result(&result));
             return result;
         }
         // Written here, synced by the sync thread. The leader reports its
@@ -539,9 +545,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             w.written = last;
             if w.wal.dir_dirty() {
                 // A new segment's directory entry: synced here (rare).
-                let epoch = d.epoch();
-                w.wal.sync()?;
-                d.advance(epoch, last);
+                w.sync_all(d)?;
             } else {
                 if !early && let (Some(l), Some(cb)) = (last, callback.take()) {
                     // Queued under the writer's lock: a sync that starts
@@ -553,12 +557,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             Ok(())
         });
         if let Some(cb) = callback {
-            cb.log_io_completed(
-                result
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| std::io::Error::other(e.to_string())),
-            );
+            cb.log_io_completed(io_result(&result));
         }
         result
     }

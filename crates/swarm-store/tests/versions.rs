@@ -5,17 +5,14 @@
 
 #![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use swarm_api::v1::{Node, NodeDescription, StoreSnapshot, Task};
 use swarm_store::{By, ReadTx, Store, StoreError};
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
+use common::block_on;
 
 fn node(i: u64, host: &str) -> Node {
     Node {

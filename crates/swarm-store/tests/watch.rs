@@ -3,18 +3,15 @@
 
 #![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::thread;
 
 use swarm_api::v1::{Node, NodeDescription, Task};
 use swarm_store::{AnyObject, Event, Kind, Store, StoreError, WatchError, WatchFilter};
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
+use common::block_on;
 
 /// Each writer thread owns one node and bumps a counter in its hostname.
 fn bump(store: &Store, id: &str, n: u64) {
