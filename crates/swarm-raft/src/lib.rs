@@ -98,4 +98,4 @@ pub use types::{
     Applied, Entry, LogId, Member, NodeId, Proposal, Raft, SnapshotMeta, StorageError,
     StoredMembership, TypeConfig, Vote,
 };
-pub use wal::{Wal, WalError, WalOptions, WalStats};
+pub use wal::{Wal, WalError, WalExtent, WalOptions, WalStats};

@@ -9,11 +9,12 @@
 //! The leader reports its appends as soon as they are written, so that
 //! its sync and the followers' run at once; an entry is only applied,
 //! answered or announced as committed once the leader's sync is done too
-//! (see `durable`). Membership entries, and the rare append that starts a
-//! segment (whose directory entry must be synced), are synced before they
-//! are reported, inside `tokio::task::block_in_place` on a multi-threaded
+//! (see `durable`). Membership entries are synced before they are
+//! reported, inside `tokio::task::block_in_place` on a multi-threaded
 //! runtime so that the runtime's other tasks move to another thread
-//! meanwhile; so are truncations, purges and votes.
+//! meanwhile; so are truncations, purges and votes. The rare append that
+//! starts a segment (whose directory entry must be synced) is synced on
+//! the calling task before it is reported.
 
 use std::collections::VecDeque;
 use std::fmt::Debug;
@@ -30,7 +31,7 @@ use tokio::sync::watch;
 use crate::durable::{self, Durability, DurableEnd};
 use crate::faults::Faults;
 use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
-use crate::wal::{Recovered, Wal, WalError, WalOptions, WalStats};
+use crate::wal::{Recovered, Wal, WalError, WalExtent, WalOptions, WalStats};
 
 /// What the log holds in memory: every entry since the last purge.
 #[derive(Default)]
@@ -77,6 +78,9 @@ impl Writer {
     }
 
     fn save_committed(&mut self) {
+        if self.failed.is_some() {
+            return;
+        }
         if let Some(c) = self.committed.take()
             && let Err(e) = self.wal.save_committed(&c)
         {
@@ -134,12 +138,35 @@ impl SyncSignal {
         s.0 = false;
         !s.1
     }
+
+    /// Sleeps for `d` unless stopped meanwhile; false once stopped.
+    fn sleep(&self, d: Duration) -> bool {
+        let deadline = std::time::Instant::now() + d;
+        let mut s = self.state.lock();
+        while !s.1 {
+            if self.cv.wait_until(&mut s, deadline).timed_out() {
+                break;
+            }
+        }
+        !s.1
+    }
 }
 
 /// The background sync thread: syncs what the leader wrote, as often as
 /// asked, one `fdatasync` covering every append written before it starts.
+/// It holds the log only while it syncs, so that a stopped member's log
+/// is closed even when a fault slows its disk.
 fn sync_loop(shared: Weak<Shared>, signal: Arc<SyncSignal>) {
     while signal.wait() {
+        let delay = match shared.upgrade() {
+            Some(s) => s.sync_delay(),
+            None => return,
+        };
+        if let Some(d) = delay
+            && !signal.sleep(d)
+        {
+            return;
+        }
         let Some(shared) = shared.upgrade() else {
             return;
         };
@@ -151,7 +178,7 @@ impl Shared {
     /// Syncs the current segment without holding the writer (appends go on
     /// meanwhile), then publishes what was written when it started.
     fn sync_written(&self) {
-        let (file, path, last, epoch) = {
+        let (target, last, epoch) = {
             let w = self.writer.lock();
             if w.failed.is_some() {
                 return;
@@ -164,7 +191,7 @@ impl Shared {
                 return;
             }
             match w.wal.sync_target() {
-                Ok(Some((file, path))) => (file, path, w.written, self.durability.epoch()),
+                Ok(Some(target)) => (target, w.written, self.durability.epoch()),
                 Ok(None) => return,
                 Err(e) => {
                     drop(w);
@@ -173,22 +200,29 @@ impl Shared {
                 }
             }
         };
-        if let Some(d) = self
-            .faults
-            .get()
-            .zip(self.self_id.get())
-            .and_then(|(f, id)| f.sync_delay(*id))
-        {
-            std::thread::sleep(d);
-        }
-        match file.sync_data() {
+        match target.file.sync_data() {
             Ok(()) => {
-                self.writer.lock().wal.count_sync();
+                let mut w = self.writer.lock();
+                if w.failed.is_some() {
+                    // Stopped meanwhile (a power cut drill): nothing more
+                    // counts as durable.
+                    return;
+                }
+                w.wal.synced_through(&target);
+                drop(w);
                 self.durability.advance(epoch, last);
                 self.report_durable();
             }
-            Err(e) => self.stop_log(&format!("{}: {e}", path.display())),
+            Err(e) => self.stop_log(&format!("{}: {e}", target.path.display())),
         }
+    }
+
+    /// How long a fault makes this member's next background sync wait.
+    fn sync_delay(&self) -> Option<Duration> {
+        self.faults
+            .get()
+            .zip(self.self_id.get())
+            .and_then(|(f, id)| f.sync_delay(*id))
     }
 
     /// Tells openraft about the waiting appends that are durable now.
@@ -209,6 +243,11 @@ impl Shared {
     fn stop_log(&self, why: &str) {
         tracing::error!(error = %why, "raft log write failed; the log stops");
         self.writer.lock().failed = Some(why.to_string());
+        self.fail_waiters(why);
+    }
+
+    /// Wakes everyone waiting on the stopped log with an error.
+    fn fail_waiters(&self, why: &str) {
         self.durability.fail();
         let waiting: Vec<_> = self.waiting.lock().drain(..).collect();
         for (_, cb) in waiting {
@@ -262,6 +301,23 @@ fn io_result(result: &Result<(), StorageError>) -> std::io::Result<()> {
         .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
+/// The vote a member starts with: the one it saved, but never committed.
+///
+/// openraft restores a member whose saved vote is committed and names
+/// itself as leader of that same term at once. That is only safe if its
+/// log still holds everything it sent as leader, and ours may not: the
+/// leader syncs its appends in the background, so a power loss can take
+/// entries that followers already have. Leading again in the same term
+/// would then give new entries the log ids of lost ones, and a follower
+/// holding a lost one would take it for the leader's (Raft's log matching
+/// broken). Uncommitted, the vote still binds the member to that term's
+/// candidate, but it must win an election, in a new term, to lead again,
+/// as in etcd's raft, where every member restarts as a follower.
+fn restarted_vote(mut vote: Vote) -> Vote {
+    vote.committed = false;
+    vote
+}
+
 fn storage_error(subject: ErrorSubject<u64>, e: impl std::fmt::Display) -> StorageError {
     StorageError::from_io_error(
         subject,
@@ -287,7 +343,7 @@ impl LogStore {
             entries,
             first_index,
             purged: recovered.purged,
-            vote: recovered.vote,
+            vote: recovered.vote.map(restarted_vote),
             committed: recovered.committed,
         };
         let last = cache.last();
@@ -333,6 +389,28 @@ impl LogStore {
     /// of entries each sync made durable).
     pub fn stats(&self) -> WalStats {
         self.shared.writer.lock().wal.stats()
+    }
+
+    /// How much of the segment being appended to is on disk (see
+    /// [`WalExtent`]).
+    pub fn extent(&self) -> Option<WalExtent> {
+        self.shared.writer.lock().wal.extent()
+    }
+
+    /// Stops the log as a power loss would, for crash drills: from now on
+    /// no write or sync completes (each fails, and nothing more is
+    /// reported durable). Returns what the disk held at that moment (see
+    /// [`crate::testing::lose_unsynced`]).
+    pub fn cut_power(&self) -> Option<WalExtent> {
+        const WHY: &str = "power cut (a crash drill)";
+        let extent = {
+            let mut w = self.shared.writer.lock();
+            w.failed.get_or_insert_with(|| WHY.to_string());
+            w.wal.extent()
+        };
+        tracing::warn!("raft log stopped: {WHY}");
+        self.shared.fail_waiters(WHY);
+        extent
     }
 
     /// Syncs what was written, and writes what is only remembered (the
@@ -593,5 +671,33 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         c.first_index = c.first_index.max(log_id.index + 1);
         c.purged = Some(log_id);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use openraft::storage::RaftLogStorage;
+
+    use super::*;
+    use crate::testing::{ScratchDir, block_on};
+
+    #[test]
+    fn a_committed_vote_comes_back_uncommitted_after_a_restart() {
+        let dir = ScratchDir::new("restarted-vote");
+        let vote = Vote::new_committed(7, 3);
+        block_on(async {
+            let (mut log, _) = LogStore::open(dir.path(), WalOptions::default()).unwrap();
+            log.save_vote(&vote).await.unwrap();
+            // The running member reads what it saved.
+            assert_eq!(log.read_vote().await.unwrap(), Some(vote));
+        });
+        block_on(async {
+            let (mut log, _) = LogStore::open(dir.path(), WalOptions::default()).unwrap();
+            let back = log.read_vote().await.unwrap().unwrap();
+            assert_eq!(back.leader_id, vote.leader_id, "same term and candidate");
+            assert!(!back.committed, "it must win an election to lead again");
+        });
     }
 }

@@ -20,7 +20,7 @@ use crate::log_store::LogStore;
 use crate::network::{Connector, Network, Reach};
 use crate::state_machine::StateMachine;
 use crate::types::{Member, NodeId, Raft};
-use crate::wal::{WalOptions, WalStats};
+use crate::wal::{WalExtent, WalOptions, WalStats};
 
 /// Everything needed to start a member.
 pub struct RaftNodeBuilder {
@@ -320,6 +320,20 @@ impl RaftNode {
     /// group-commit factor).
     pub fn wal_stats(&self) -> WalStats {
         self.inner.log.stats()
+    }
+
+    /// How much of this member's log is on disk: what a power loss now
+    /// would keep of the segment being appended to. For crash drills.
+    pub fn wal_extent(&self) -> Option<WalExtent> {
+        self.inner.log.extent()
+    }
+
+    /// Stops this member's log as a power loss would (see
+    /// [`LogStore::cut_power`]); the member should be shut down next. For
+    /// crash drills: with [`crate::testing::lose_unsynced`] on the extent
+    /// returned, its disk then holds what a power loss would have left.
+    pub fn cut_power(&self) -> Option<WalExtent> {
+        self.inner.log.cut_power()
     }
 
     /// Counters of this member's proposer: store transactions proposed

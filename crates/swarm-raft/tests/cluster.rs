@@ -108,12 +108,7 @@ async fn losing_the_quorum_fails_writes_quickly_and_loses_nothing() {
         c.write(&format!("k{i}"), "v").await.unwrap();
     }
     let leader = c.leader().await;
-    let followers: Vec<_> = c
-        .managers
-        .keys()
-        .copied()
-        .filter(|id| *id != leader)
-        .collect();
+    let followers = c.followers(leader);
     for f in &followers {
         c.kill(*f).await;
     }

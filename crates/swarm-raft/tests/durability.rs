@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Cluster, get, put};
@@ -116,4 +117,97 @@ async fn appends_during_a_slow_sync_share_the_next_one() {
     for i in 0..20 {
         assert!(all.contains(&(format!("w{i}"), "2".to_string())));
     }
+}
+
+/// The whole quorum loses power while the leader's log runs ahead of its
+/// disk: every answered write must be there after the restart, served by
+/// a quorum that only the leader's disk can have given it. And the
+/// follower that holds entries the leader lost must give them up: the
+/// restarted leader may lead again only in a new term (in the same one,
+/// its new entries would take the lost ones' log ids, and that follower
+/// applied its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_power_loss_keeps_every_answered_write() {
+    let mut c = Cluster::start(3).await;
+    let leader = c.leader().await;
+    let followers = c.followers(leader);
+    let (f1, f2) = (followers[0], followers[1]);
+    c.write("warm", "up").await.unwrap();
+    c.converged().await;
+    // With f2 stopped, the leader and f1 are the quorum: an answered write
+    // must be on both disks.
+    c.kill(f2).await;
+    c.faults.slow_sync(leader, Some(Duration::from_millis(30)));
+
+    let answered = Arc::new(Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let store = c.managers[&leader].store.clone();
+            let answered = answered.clone();
+            tokio::spawn(async move {
+                for j in 0.. {
+                    let key = format!("w{i}-{j}");
+                    if put(&store, &key, "v").await.is_err() {
+                        return;
+                    }
+                    answered.lock().unwrap().push(key);
+                }
+            })
+        })
+        .collect();
+    common::eventually("writes answered", || async {
+        (answered.lock().unwrap().len() >= 50).then_some(())
+    })
+    .await;
+
+    // Now the leader's disk stalls: it goes on appending (f1 syncs those
+    // entries, and the leader's engine counts them committed) but no
+    // later sync of its own finishes. Wait for syncs already sleeping
+    // with the short delay to end, then for unsynced appends.
+    c.faults.slow_sync(leader, Some(Duration::from_secs(120)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    common::eventually("appends past the leader's last sync", || async {
+        let e = c.managers[&leader].node.wal_extent()?;
+        (e.written > e.synced).then_some(())
+    })
+    .await;
+    let lost = c.power_cut(leader).await;
+    c.power_cut(f1).await;
+    for w in writers {
+        w.abort();
+    }
+    c.faults.slow_sync(leader, None);
+    assert!(
+        lost > 0,
+        "the leader's log should have lost its unsynced tail"
+    );
+    let answered = answered.lock().unwrap().clone();
+
+    // The old leader and f2 are a quorum; f1, which holds entries the
+    // leader lost, stays down.
+    c.restart(leader).await;
+    c.restart(f2).await;
+    c.leader().await;
+    c.write("after", "cut").await.unwrap();
+    let contents = c.converged().await;
+    let missing: Vec<_> = answered
+        .iter()
+        .filter(|k| !contents.contains(&(k.to_string(), "v".to_string())))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} answered writes lost with the leader's unsynced tail ({lost} bytes): {:?}",
+        missing.len(),
+        answered.len(),
+        &missing[..missing.len().min(5)]
+    );
+
+    // f1 comes back with entries nobody was told about: they give way to
+    // the new term's.
+    c.restart(f1).await;
+    let all = c.converged().await;
+    assert_eq!(
+        all, contents,
+        "f1 rejoined with a different state than the quorum's"
+    );
 }

@@ -90,6 +90,24 @@ impl Drop for ScratchDir {
     }
 }
 
+/// Simulates a power loss on a stopped member's log: the bytes written
+/// past the last finished sync (see [`crate::RaftNode::wal_extent`]) are
+/// overwritten with zeros, as a disk that never got them would read.
+/// Returns how many bytes were lost.
+pub fn lose_unsynced(extent: &crate::WalExtent) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let lost = extent.written.saturating_sub(extent.synced);
+    if lost > 0 {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&extent.segment)?;
+        let zeros = vec![0u8; usize::try_from(lost).unwrap_or(usize::MAX)];
+        f.write_all_at(&zeros, extent.synced)?;
+        f.sync_data()?;
+    }
+    Ok(lost)
+}
+
 /// A log id in term `term` at `index`.
 pub fn log_id(term: u64, index: u64) -> LogId {
     LogId::new(CommittedLeaderId::new(term, 1), index)

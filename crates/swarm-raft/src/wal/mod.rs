@@ -192,6 +192,34 @@ pub struct WalStats {
     pub syncs: u64,
 }
 
+/// How much of the segment being appended to is known to be on disk: the
+/// bytes past `synced` (up to `written`) were written but no `fdatasync`
+/// covering them has finished, so a power loss may take them. For crash
+/// drills (see [`crate::testing::lose_unsynced`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalExtent {
+    /// The segment file being appended to.
+    pub segment: PathBuf,
+    /// Where its data ends.
+    pub written: u64,
+    /// Where the data covered by the last finished sync ends.
+    pub synced: u64,
+}
+
+/// A sync of the current segment made without holding the log (see
+/// [`Wal::sync_target`]).
+#[derive(Debug)]
+pub struct SyncTarget {
+    /// A handle on the segment.
+    pub file: File,
+    /// Its path, for errors.
+    pub path: PathBuf,
+    /// Where its data ended when the handle was taken.
+    len: u64,
+    /// The log's cut counter then.
+    cuts: u64,
+}
+
 /// The write-ahead log files of one member.
 #[derive(Debug)]
 pub struct Wal {
@@ -210,6 +238,11 @@ pub struct Wal {
     next_index: Option<u64>,
     dir_dirty: bool,
     stats: WalStats,
+    /// How much of the last segment's data a finished sync covers.
+    synced: u64,
+    /// Bumped whenever the last segment changes or its data is cut, so
+    /// that a sync begun before does not count for the new data.
+    cuts: u64,
 }
 
 fn segment_name(first: u64) -> String {
@@ -255,6 +288,8 @@ impl Wal {
             next_index: purged_index.map(|p| p + 1),
             dir_dirty: false,
             stats: WalStats::default(),
+            synced: 0,
+            cuts: 0,
         };
         let mut recovered = Recovered {
             vote,
@@ -446,6 +481,8 @@ impl Wal {
         self.segments.push(Segment { first, path });
         self.file = Some(f);
         self.file_len = 0;
+        self.synced = 0;
+        self.cuts += 1;
         self.dir_dirty = true;
         Ok(())
     }
@@ -456,6 +493,7 @@ impl Wal {
         if let (Some(f), Some(seg)) = (&self.file, self.segments.last()) {
             f.sync_data().map_err(|e| WalError::io(&seg.path, e))?;
             self.stats.syncs += 1;
+            self.synced = self.file_len;
         }
         if self.dir_dirty {
             meta::sync_dir(&self.dir)?;
@@ -468,17 +506,37 @@ impl Wal {
     /// holding the log (`fdatasync` on it makes everything written to the
     /// log before durable, since earlier segments were synced when they
     /// were closed). `None` before the first append.
-    pub fn sync_target(&self) -> Result<Option<(File, PathBuf)>, WalError> {
+    pub fn sync_target(&self) -> Result<Option<SyncTarget>, WalError> {
         let (Some(f), Some(seg)) = (&self.file, self.segments.last()) else {
             return Ok(None);
         };
-        let dup = f.try_clone().map_err(|e| WalError::io(&seg.path, e))?;
-        Ok(Some((dup, seg.path.clone())))
+        let file = f.try_clone().map_err(|e| WalError::io(&seg.path, e))?;
+        Ok(Some(SyncTarget {
+            file,
+            path: seg.path.clone(),
+            len: self.file_len,
+            cuts: self.cuts,
+        }))
     }
 
-    /// Counts a sync made through [`Wal::sync_target`].
-    pub fn count_sync(&mut self) {
+    /// Records a finished sync made through [`Wal::sync_target`]: it
+    /// covers the data written before the target was taken, unless the
+    /// segment changed or was cut since.
+    pub fn synced_through(&mut self, target: &SyncTarget) {
         self.stats.syncs += 1;
+        if target.cuts == self.cuts {
+            self.synced = self.synced.max(target.len);
+        }
+    }
+
+    /// How much of the segment being appended to is on disk. `None` while
+    /// the log has no segment.
+    pub fn extent(&self) -> Option<WalExtent> {
+        self.segments.last().map(|s| WalExtent {
+            segment: s.path.clone(),
+            written: self.file_len,
+            synced: self.synced,
+        })
     }
 
     /// Whether a segment was created since the last sync (its directory
@@ -511,6 +569,8 @@ impl Wal {
         let seg = &self.segments[loc.segment];
         self.file = Some(cut(&seg.path, loc.offset, &self.options)?);
         self.file_len = loc.offset;
+        self.synced = loc.offset;
+        self.cuts += 1;
         self.locs.truncate(k);
         self.next_index = Some(since);
         meta::sync_dir(&self.dir)?;
@@ -557,6 +617,8 @@ impl Wal {
         self.first_index = next;
         self.next_index = Some(next);
         self.file_len = 0;
+        self.synced = 0;
+        self.cuts += 1;
         meta::sync_dir(&self.dir)?;
         Ok(())
     }

@@ -173,6 +173,15 @@ impl Cluster {
             .then_some(l)
     }
 
+    /// The running managers other than `leader`.
+    pub fn followers(&self, leader: NodeId) -> Vec<NodeId> {
+        self.managers
+            .keys()
+            .copied()
+            .filter(|id| *id != leader)
+            .collect()
+    }
+
     pub async fn leader(&self) -> NodeId {
         eventually("a leader", || async { self.leader_now() }).await
     }
@@ -184,6 +193,19 @@ impl Cluster {
         m.server.abort();
         m.node.shutdown().await;
         self.stopped.insert(id, (m.addr, m.dir));
+    }
+
+    /// Cuts a manager's power: it stops abruptly (see [`Cluster::kill`])
+    /// and its log loses what no finished sync covered. Returns the bytes
+    /// lost.
+    pub async fn power_cut(&mut self, id: NodeId) -> u64 {
+        let m = self.managers.remove(&id).unwrap();
+        let extent = m.node.cut_power();
+        m.server.abort();
+        m.node.shutdown().await;
+        self.stopped.insert(id, (m.addr.clone(), m.dir.clone()));
+        drop(m);
+        extent.map_or(0, |e| swarm_raft::testing::lose_unsynced(&e).unwrap())
     }
 
     pub async fn restart(&mut self, id: NodeId) {
