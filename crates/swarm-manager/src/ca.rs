@@ -1,6 +1,13 @@
 //! The CA server of a manager: the `NodeCa` service of swarm-pki over the
-//! replicated store, removed nodes refused everywhere, and joins that reach
-//! a follower passed on to the leader.
+//! replicated store, removed nodes refused everywhere.
+//!
+//! Certificates are issued and recorded by the leader, as in SwarmKit: a
+//! follower passes joins on to it, and renewals too, naming the node its
+//! own TLS listener authenticated (only a manager may name another node).
+//! Certificate status questions also go to the leader, so that a node
+//! that renewed through a follower gets the certificate just recorded, not
+//! the one the follower's store may still hold. A follower that cannot
+//! reach a leader still answers status questions from its own store.
 
 use std::sync::Arc;
 
@@ -18,6 +25,10 @@ use tonic::{Request, Response, Status};
 
 use crate::dispatcher::ClusterInfo;
 use crate::error::not_leader;
+
+/// Metadata naming the node a follower renews a certificate for: set by a
+/// follower on the renewal it passes to the leader.
+const RENEW_FOR: &str = "swarm-renew-for";
 
 /// Removed nodes, kept in memory from the cluster object (checked on every
 /// TLS handshake and call).
@@ -151,7 +162,7 @@ impl NodeCaStore for StoreCa {
         node_id: &str,
         certificate: Certificate,
     ) -> Result<(), CaStoreError> {
-        let result = crate::retry::update_retry(&self.store, |tx| {
+        crate::retry::update_retry(&self.store, |tx| {
             let Some(n) = tx.get::<Node>(node_id) else {
                 return Ok(());
             };
@@ -160,13 +171,8 @@ impl NodeCaStore for StoreCa {
             n.certificate = Some(certificate.clone());
             tx.update(n).map(drop)
         })
-        .await;
-        match result {
-            // A follower signs renewals itself; the record is written by the
-            // leader the next time (it is bookkeeping, not authority).
-            Err(e) if not_leader(&e).is_some() => Ok(()),
-            other => other.map_err(ca_err),
-        }
+        .await
+        .map_err(ca_err)
     }
 }
 
@@ -242,33 +248,53 @@ impl NodeCa for CaServer {
         &self,
         req: Request<IssueNodeCertificateRequest>,
     ) -> Result<Response<IssueNodeCertificateResponse>, Status> {
-        let with_token = !req.get_ref().token.is_empty();
-        if with_token && !self.info.is_leader() {
-            // New nodes are recorded in the store: the leader does it.
+        if let Some(node) = req.metadata().get(RENEW_FOR) {
+            // A renewal a follower authenticated and passed on.
+            swarm_pki::auth::require_manager(&req)?;
+            let node_id = node
+                .to_str()
+                .map_err(|_| Status::invalid_argument("malformed node id"))?
+                .to_string();
+            if !self.info.is_leader() {
+                return Err(Status::unavailable("leadership is changing; retry shortly"));
+            }
+            let csr = req.into_inner().csr;
             return self
-                .leader()?
-                .issue_node_certificate(req.into_inner())
-                .await;
+                .service()?
+                .renew(&node_id, csr)
+                .await
+                .map(Response::new);
         }
-        self.service()?.issue_node_certificate(req).await
+        if self.info.is_leader() {
+            return self.service()?.issue_node_certificate(req).await;
+        }
+        // Nodes and their certificates are recorded in the store: the
+        // leader issues.
+        if req.get_ref().token.is_empty() {
+            let identity = swarm_pki::auth::peer_identity(&req)?;
+            let node = tonic::metadata::MetadataValue::try_from(identity.node_id.as_str())
+                .map_err(|_| Status::invalid_argument("malformed node id"))?;
+            let mut forwarded = Request::new(req.into_inner());
+            forwarded.metadata_mut().insert(RENEW_FOR, node);
+            return self.leader()?.issue_node_certificate(forwarded).await;
+        }
+        self.leader()?
+            .issue_node_certificate(req.into_inner())
+            .await
     }
 
     async fn node_certificate_status(
         &self,
         req: Request<NodeCertificateStatusRequest>,
     ) -> Result<Response<NodeCertificateStatusResponse>, Status> {
-        let node_id = req.get_ref().node_id.clone();
-        let local = self.service()?.node_certificate_status(req).await;
-        match local {
-            // A node that just joined through this follower was recorded
-            // by the leader, and this follower may not have applied that
-            // record yet: the leader knows.
-            Err(s) if s.code() == tonic::Code::NotFound && !self.info.is_leader() => {
-                self.leader()?
-                    .node_certificate_status(NodeCertificateStatusRequest { node_id })
-                    .await
+        if !self.info.is_leader()
+            && let Ok(mut leader) = self.leader()
+        {
+            match leader.node_certificate_status(req.get_ref().clone()).await {
+                Err(s) if s.code() == tonic::Code::Unavailable => {}
+                answer => return answer,
             }
-            other => other,
         }
+        self.service()?.node_certificate_status(req).await
     }
 }

@@ -51,6 +51,36 @@ impl<S: NodeCaStore> NodeCaService<S> {
         NodeCaServer::new(self)
     }
 
+    /// Renews the certificate of `node_id`, for a caller already
+    /// authenticated as that node: directly by its certificate, or by a
+    /// manager that forwarded the node's request. The certificate carries
+    /// the role the cluster records for the node, and the new record is
+    /// stored before the answer.
+    pub async fn renew(
+        &self,
+        node_id: &str,
+        csr: Vec<u8>,
+    ) -> Result<IssueNodeCertificateResponse, Status> {
+        if csr.len() > MAX_CSR_BYTES {
+            return Err(Status::invalid_argument("CSR too large"));
+        }
+        let record_now = self
+            .store
+            .node(node_id)
+            .await?
+            .ok_or_else(|| Status::not_found(format!("node {node_id} not found")))?;
+        let role = record_now.role;
+        let issued = self.sign(csr.clone(), node_id.to_string(), role).await?;
+        self.store
+            .record_certificate(node_id, record(&issued, csr, role))
+            .await?;
+        tracing::info!(%node_id, role = role.as_str_name(), "renewed node certificate");
+        Ok(IssueNodeCertificateResponse {
+            node_id: node_id.to_string(),
+            role: role.into(),
+        })
+    }
+
     async fn sign(
         &self,
         csr: Vec<u8>,
@@ -103,23 +133,8 @@ impl<S: NodeCaStore> NodeCa for NodeCaService<S> {
         if request.get_ref().token.is_empty() {
             // Renewal: the caller's own certificate says who it is.
             let identity = peer_identity(&request)?;
-            let req = request.into_inner();
-            let record_now =
-                self.store.node(&identity.node_id).await?.ok_or_else(|| {
-                    Status::not_found(format!("node {} not found", identity.node_id))
-                })?;
-            let role = record_now.role;
-            let issued = self
-                .sign(req.csr.clone(), identity.node_id.clone(), role)
-                .await?;
-            self.store
-                .record_certificate(&identity.node_id, record(&issued, req.csr, role))
-                .await?;
-            tracing::info!(node_id = %identity.node_id, role = role.as_str_name(), "renewed node certificate");
-            return Ok(Response::new(IssueNodeCertificateResponse {
-                node_id: identity.node_id,
-                role: role.into(),
-            }));
+            let csr = request.into_inner().csr;
+            return self.renew(&identity.node_id, csr).await.map(Response::new);
         }
         let req = request.into_inner();
         let token = JoinToken::parse(&req.token)
