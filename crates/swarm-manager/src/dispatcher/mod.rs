@@ -207,17 +207,28 @@ impl Dispatcher {
     }
 }
 
-/// Marks nodes down when their heartbeats stop.
+/// The longest the down-marking monitor sleeps.
+const MONITOR_MAX_SLEEP: std::time::Duration = std::time::Duration::from_millis(500);
+/// The shortest: deadlines within it of each other are handled together.
+const MONITOR_MIN_SLEEP: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Marks nodes down when their heartbeats stop: wakes when the first
+/// deadline falls due (at least every [`MONITOR_MAX_SLEEP`], and at most
+/// every [`MONITOR_MIN_SLEEP`], so that nodes due together go in one
+/// write).
 async fn monitor(inner: std::sync::Weak<Inner>) {
     loop {
-        let period = match inner.upgrade() {
-            Some(i) => (i.period.get() / 4).clamp(
-                std::time::Duration::from_millis(20),
-                std::time::Duration::from_millis(500),
-            ),
+        let wait = match inner.upgrade() {
+            Some(i) => i
+                .sessions
+                .next_due()
+                .map_or(MONITOR_MAX_SLEEP, |at| {
+                    at.saturating_duration_since(Instant::now())
+                })
+                .clamp(MONITOR_MIN_SLEEP, MONITOR_MAX_SLEEP),
             None => return,
         };
-        tokio::time::sleep(period).await;
+        tokio::time::sleep(wait).await;
         let Some(inner) = inner.upgrade() else { return };
         let expired = inner.sessions.take_expired(Instant::now());
         if !expired.is_empty() {
