@@ -399,7 +399,7 @@ async fn start(b: ManagerBuilder) -> Result<Manager, ManagerError> {
         ))
         .add_service(logs.logs_server())
         .add_service(logs.broker_server())
-        .add_service(HealthService.into_server());
+        .add_service(HealthService::new(info.clone()).into_server());
     // Connections are cut when the manager stops (see `stoppable`).
     let (stop, stopped) = watch::channel(false);
     let cut = stopped.clone();

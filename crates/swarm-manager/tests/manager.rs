@@ -10,6 +10,7 @@
 mod common;
 
 use common::*;
+use swarm_api::health::health_check_response::ServingStatus;
 use swarm_api::v1::*;
 use swarm_pki::JoinToken;
 use swarm_store::By;
@@ -443,9 +444,18 @@ async fn a_stopped_manager_answers_nothing_even_on_open_connections() {
     watch.message().await.unwrap().unwrap();
 
     m.shutdown().await;
-    let ended = tokio::time::timeout(WAIT, watch.message())
-        .await
-        .expect("the open stream ends with the manager");
+    // A stopping manager may still say it is not serving; then the
+    // stream ends.
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match watch.message().await {
+                Ok(Some(r)) if r.status() == ServingStatus::NotServing => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the open stream ends with the manager");
     assert!(!matches!(ended, Ok(Some(_))), "{ended:?}");
     // The connection is gone (a call racing its end is cancelled), and
     // so is the listener.
@@ -461,5 +471,106 @@ async fn a_stopped_manager_answers_nothing_even_on_open_connections() {
             ),
             "{err}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn health_turns_not_serving_when_the_quorum_is_lost() {
+    init_logs();
+    let (_dirs, mut managers) = common::cluster::three_managers("health").await;
+    let l = common::cluster::leader(&managers).await;
+    let agent = FakeAgent::join(managers[l].addr(), &token(&managers[l], false)).await;
+    let last = managers.pop().unwrap();
+    let ch = FakeAgent::channel(&agent.tls, last.addr());
+    let mut health = swarm_api::health::health_client::HealthClient::new(ch);
+    let check = |service: &str| swarm_api::health::HealthCheckRequest {
+        service: service.into(),
+    };
+    let mut watch = health.watch(check("")).await.unwrap().into_inner();
+    assert_eq!(
+        watch.message().await.unwrap().unwrap().status(),
+        ServingStatus::Serving
+    );
+    let status = health
+        .check(check("swarm.v1.Dispatcher"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.status(), ServingStatus::Serving);
+    let unknown = health.check(check("swarm.v1.Nothing")).await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+
+    // The other two stop: the last one cannot see a leader any more.
+    for m in managers {
+        m.shutdown().await;
+    }
+    let changed = tokio::time::timeout(WAIT, watch.message())
+        .await
+        .expect("the watch reports the lost quorum");
+    assert_eq!(
+        changed.unwrap().unwrap().status(),
+        ServingStatus::NotServing
+    );
+    let status = health.check(check("")).await.unwrap().into_inner();
+    assert_eq!(status.status(), ServingStatus::NotServing);
+    last.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_renews_its_certificate_through_any_manager() {
+    init_logs();
+    let (_dirs, managers) = common::cluster::three_managers("renew").await;
+    let l = common::cluster::leader(&managers).await;
+    let agent = FakeAgent::join(managers[l].addr(), &token(&managers[l], false)).await;
+    let before = agent.tls.credentials.current();
+    for (i, m) in managers.iter().enumerate() {
+        let renewed = swarm_pki::renew(m.addr(), &agent.tls, &swarm_pki::JoinOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("renewal through manager {i} (leader {l}): {e}"));
+        let id = renewed.credentials.identity();
+        assert_eq!(id.node_id, agent.node_id);
+        assert_eq!(id.role, NodeRole::Worker);
+        assert_ne!(
+            renewed.credentials.chain()[0],
+            before.chain()[0],
+            "manager {i} answered with the old certificate"
+        );
+        agent.tls.apply(renewed).unwrap();
+    }
+    // Only a manager may renew for another node: a worker naming one is
+    // refused by the leader.
+    let other = FakeAgent::join(managers[l].addr(), &token(&managers[l], false)).await;
+    let mut ca = swarm_api::v1::node_ca_client::NodeCaClient::new(FakeAgent::channel(
+        &agent.tls,
+        managers[l].addr(),
+    ));
+    let mut forged = tonic::Request::new(IssueNodeCertificateRequest {
+        csr: swarm_pki::NodeKey::generate()
+            .unwrap()
+            .csr_pem()
+            .unwrap()
+            .into_bytes(),
+        ..Default::default()
+    });
+    forged
+        .metadata_mut()
+        .insert("swarm-renew-for", other.node_id.parse().unwrap());
+    let refused = ca.issue_node_certificate(forged).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused}");
+
+    // Every renewal is recorded in the replicated store, whichever
+    // manager signed it.
+    let current = agent.tls.credentials.current().chain()[0].clone();
+    for m in &managers {
+        eventually("the last certificate recorded", || async {
+            let n = m.store().view().get::<Node>(&agent.node_id)?;
+            let pem = n.certificate.as_ref()?.certificate.clone();
+            let chain = swarm_pki::parse_bundle_pem(&pem).ok()?;
+            (chain.first() == Some(&current)).then_some(())
+        })
+        .await;
+    }
+    for m in managers {
+        m.shutdown().await;
     }
 }
