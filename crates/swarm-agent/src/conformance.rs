@@ -350,8 +350,10 @@ impl Suite {
     pub async fn output_can_be_followed(&self) -> Result<(), ConformanceError> {
         let case = Case { name: CASES[8] };
         let began = std::time::SystemTime::now() - Duration::from_secs(1);
+        // The trap goes first: the shutdown signal follows the last line
+        // read, and must not find the shell without it.
         let script =
-            "echo out; echo err >&2; trap 'echo later; exit 0' USR1; while :; do sleep 0.05; done";
+            "trap 'echo later; exit 0' USR1; echo out; echo err >&2; while :; do sleep 0.05; done";
         let (_, c) = self.controller(&case, script, |_| {})?;
         let buffer = c
             .log_buffer()
