@@ -314,6 +314,14 @@ impl RaftNode {
     }
 }
 
+/// Whether a learner whose replication reached `matched` is close enough
+/// to the leader's `last` index to vote. A learner that never answered
+/// (nothing matched yet) is not: it may not even be running, and as a
+/// voter it would stall every commit until it is.
+fn caught_up(matched: Option<LogId>, last: u64, within: u64) -> bool {
+    matched.is_some_and(|m| m.index.saturating_add(within) >= last)
+}
+
 /// Promotes learners within `promote_within` entries of the leader.
 pub(crate) async fn promote_caught_up(inner: &Inner, raft: &Raft, m: &RaftMetrics<NodeId, Member>) {
     let membership = m.membership_config.membership();
@@ -324,9 +332,8 @@ pub(crate) async fn promote_caught_up(inner: &Inner, raft: &Raft, m: &RaftMetric
             let matched = m
                 .replication
                 .as_ref()
-                .and_then(|r| r.get(id).cloned().flatten())
-                .map_or(0, |l| l.index);
-            matched + inner.config.promote_within >= last
+                .and_then(|r| r.get(id).cloned().flatten());
+            caught_up(matched, last, inner.config.promote_within)
         })
         .collect();
     if ready.is_empty() {
@@ -338,5 +345,24 @@ pub(crate) async fn promote_caught_up(inner: &Inner, raft: &Raft, m: &RaftMetric
         .await
     {
         tracing::warn!(error = %e, "promoting learners failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(index: u64) -> Option<LogId> {
+        Some(LogId::new(openraft::CommittedLeaderId::new(1, 1), index))
+    }
+
+    #[test]
+    fn a_learner_that_never_answered_is_not_caught_up() {
+        // The leader is only a few entries in: "0 matched" would look close.
+        assert!(!caught_up(None, 7, 100));
+        assert!(caught_up(at(0), 7, 100), "it answered, and is close");
+        assert!(caught_up(at(7), 7, 0));
+        assert!(!caught_up(at(6), 7, 0));
+        assert!(!caught_up(at(10), 500, 100), "too far behind");
     }
 }

@@ -263,6 +263,28 @@ async fn membership_changes_under_write_load() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_learner_that_never_answered_is_not_promoted() {
+    // A manager admitted as a learner but not started yet (a joining
+    // manager starts only once its join is answered): as a voter it would
+    // hold every commit hostage, its own join's bookkeeping included.
+    let c = Cluster::start(1).await;
+    let leader = c.leader().await;
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    drop(silent);
+    let (id, _) = c.managers[&leader].node.join(&addr).await.unwrap();
+    // The watchdog that promotes learners runs every heartbeat: give it
+    // twenty chances, with a write committing after each.
+    for i in 0..20 {
+        tokio::time::sleep(c.config.heartbeat).await;
+        c.write("after-join", &i.to_string()).await.unwrap();
+        let s = c.managers[&leader].node.status().unwrap();
+        assert!(s.learners.contains_key(&id), "round {i}: {s:?}");
+        assert!(!s.voters.contains_key(&id), "round {i}: promoted: {s:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_last_manager_cannot_be_removed() {
     let c = Cluster::start(1).await;
     let leader = c.leader().await;
