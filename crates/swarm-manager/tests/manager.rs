@@ -347,7 +347,7 @@ async fn three_managers_forward_writes_to_the_leader() {
         .unwrap();
     eventually("three voters", || async {
         let s = first.raft().status().ok()?;
-        (s.voters.len() == 3).then_some(())
+        (s.voters.len() == 3 && !s.changing).then_some(())
     })
     .await;
     let managers = [first, second, third];

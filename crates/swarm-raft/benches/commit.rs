@@ -138,7 +138,7 @@ async fn cluster(root: &Path, config: &RaftConfig) -> Vec<Manager> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let s = managers[0].node.status().unwrap();
-        if s.voters.len() == 3 && s.learners.is_empty() {
+        if s.voters.len() == 3 && s.learners.is_empty() && !s.changing {
             break;
         }
         assert!(Instant::now() < deadline, "members not promoted: {s:?}");

@@ -292,6 +292,10 @@ pub struct Status {
     pub voters: BTreeMap<NodeId, String>,
     /// Learners and their addresses.
     pub learners: BTreeMap<NodeId, String>,
+    /// A membership change is under way (joint consensus): `voters` holds
+    /// the old and the new voters, and until the change completes a
+    /// quorum of each is needed to commit anything.
+    pub changing: bool,
 }
 
 impl RaftNode {
@@ -390,6 +394,7 @@ impl RaftNode {
             last_applied: m.last_applied.map(|l| l.index),
             voters: membership.voter_ids().map(|id| (id, addr(&id))).collect(),
             learners: membership.learner_ids().map(|id| (id, addr(&id))).collect(),
+            changing: membership.get_joint_config().len() > 1,
         })
     }
 

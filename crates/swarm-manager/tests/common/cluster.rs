@@ -28,7 +28,7 @@ pub async fn three_managers(tag: &str) -> (Vec<Dir>, Vec<Manager>) {
     }
     eventually("three voters", || async {
         let s = managers[0].raft().status().ok()?;
-        (s.voters.len() == 3).then_some(())
+        (s.voters.len() == 3 && !s.changing).then_some(())
     })
     .await;
     (dirs, managers)

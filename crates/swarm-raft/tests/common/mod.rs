@@ -97,11 +97,11 @@ pub fn init_logs() {
 
 impl Cluster {
     pub async fn start(n: usize) -> Cluster {
-        init_logs();
         Cluster::with_config(n, RaftConfig::fast()).await
     }
 
     pub async fn with_config(n: usize, config: RaftConfig) -> Cluster {
+        init_logs();
         let mut c = Cluster {
             managers: BTreeMap::new(),
             stopped: BTreeMap::new(),
@@ -144,12 +144,14 @@ impl Cluster {
         id
     }
 
-    /// Waits until `n` voters are in the leader's configuration.
+    /// Waits until the leader's configuration is `n` voters, with no
+    /// change under way (during one, a quorum of the old voters is needed
+    /// too, so isolating one of them could stall every write).
     pub async fn wait_voters(&self, n: usize) {
         eventually("voters", || async {
             let leader = self.leader_now()?;
             let s = self.managers[&leader].node.status().ok()?;
-            (s.voters.len() == n && s.learners.is_empty()).then_some(())
+            (s.voters.len() == n && s.learners.is_empty() && !s.changing).then_some(())
         })
         .await;
     }
