@@ -1,12 +1,18 @@
 //! Heartbeats of one dispatcher session.
 //!
 //! A [`Heartbeats`] sends each beat as one message on a long-lived
-//! `HeartbeatStream` call and reads the manager's answer (the period until
-//! the next beat) from the same call: after the first beat, a beat costs
-//! one HTTP/2 DATA frame each way, where a unary `Heartbeat` call opens a
-//! stream and sends headers and trailers every time. A manager that does
-//! not know the streaming call (it answers UNIMPLEMENTED) is sent unary
-//! `Heartbeat` calls instead, for the rest of the session.
+//! `HeartbeatStream` call, where a unary `Heartbeat` call opens a stream
+//! and sends headers and trailers every time. It asks for sparse answers:
+//! the manager answers the stream's first beat, one beat in
+//! `answer_every` after it (4 by default), and period changes, and sends
+//! nothing back for the others, so most beats cost it one DATA frame read.
+//! [`Heartbeats::beat`] waits for the answer only on the beats that get
+//! one; [`Heartbeats::answer`] delivers what the manager sends in between
+//! (a new period, or a refusal that ended the stream). A manager that
+//! answers every beat (one that predates sparse answers) is waited for on
+//! every beat; one that does not know the streaming call (it answers
+//! UNIMPLEMENTED) is sent unary `Heartbeat` calls instead, for the rest of
+//! the session.
 //!
 //! The semantics are the unary call's: a beat for a session that is not the
 //! node's current one is refused (NOT_FOUND), and any failure is returned
@@ -17,15 +23,20 @@
 //! use swarm_agent::heartbeat::Heartbeats;
 //! use swarm_api::v1::dispatcher_client::DispatcherClient;
 //! let mut beats = Heartbeats::new(DispatcherClient::new(channel), "session id".into());
+//! let mut period = beats.beat().await?;
 //! loop {
-//!     let period = beats.beat().await?;
-//!     tokio::time::sleep(period.mul_f64(0.8)).await;
+//!     tokio::select! {
+//!         () = tokio::time::sleep(period.mul_f64(0.8)) => period = beats.beat().await?,
+//!         // A new period, or a refusal, between beats.
+//!         answer = beats.answer() => period = answer?,
+//!     }
 //! }
 //! # }
 //! ```
 
 use std::time::Duration;
 
+use futures::FutureExt;
 use swarm_api::v1::dispatcher_client::DispatcherClient;
 use swarm_api::v1::{HeartbeatRequest, HeartbeatResponse};
 use tokio::sync::mpsc;
@@ -51,6 +62,8 @@ struct Open {
     tx: mpsc::Sender<HeartbeatRequest>,
     /// The manager's answers.
     rx: tonic::Streaming<HeartbeatResponse>,
+    /// Beats sent on it so far.
+    sent: u64,
 }
 
 /// The heartbeats of one session (see the module docs).
@@ -60,6 +73,10 @@ pub struct Heartbeats {
     transport: Transport,
     /// The streaming call, between beats.
     open: Option<Open>,
+    /// The period the manager last asked for.
+    period: Duration,
+    /// On the stream, one beat in this many is answered (at least 1).
+    answer_every: u32,
 }
 
 impl std::fmt::Debug for Heartbeats {
@@ -68,8 +85,15 @@ impl std::fmt::Debug for Heartbeats {
             .field("session_id", &self.session_id)
             .field("transport", &self.transport)
             .field("open", &self.open.is_some())
+            .field("period", &self.period)
+            .field("answer_every", &self.answer_every)
             .finish()
     }
+}
+
+/// The end of the stream, as an error: the manager ended the call.
+fn ended() -> Status {
+    Status::unavailable("the manager ended the heartbeat stream")
 }
 
 impl Heartbeats {
@@ -90,6 +114,8 @@ impl Heartbeats {
             session_id,
             transport,
             open: None,
+            period: DEFAULT_PERIOD,
+            answer_every: 1,
         }
     }
 
@@ -99,10 +125,11 @@ impl Heartbeats {
     }
 
     /// Sends one heartbeat and returns the period the manager asks for
-    /// until the next one. Cancelling it (dropping the future) is safe: the
-    /// next beat opens a new stream.
+    /// until the next one (the last one it named, for a beat it does not
+    /// answer). Cancelling it (dropping the future) is safe: the next beat
+    /// opens a new stream.
     pub async fn beat(&mut self) -> Result<Duration, Status> {
-        let answer = match self.transport {
+        match self.transport {
             Transport::Unary => self.unary().await?,
             Transport::Stream => match self.streamed().await {
                 Err(s) if s.code() == Code::Unimplemented => {
@@ -113,33 +140,82 @@ impl Heartbeats {
                 }
                 other => other?,
             },
+        }
+        Ok(self.period)
+    }
+
+    /// Waits for what the manager sends on the stream between beats: a
+    /// new period (returned), or a refusal or the end of the stream (an
+    /// error; the next beat opens a new stream). Pending for ever while no
+    /// stream is open (unary calls are answered within their beat).
+    /// Cancel-safe: meant for a `select!` beside the wait for the next beat.
+    pub async fn answer(&mut self) -> Result<Duration, Status> {
+        let Some(open) = self.open.as_mut() else {
+            return std::future::pending().await;
         };
-        Ok(answer
+        let next = open.rx.message().await;
+        match next {
+            Ok(Some(answer)) => {
+                self.learn(&answer);
+                Ok(self.period)
+            }
+            Ok(None) => {
+                self.open = None;
+                Err(ended())
+            }
+            Err(s) => {
+                self.open = None;
+                Err(s)
+            }
+        }
+    }
+
+    /// Takes the period and answer rate from a manager's answer.
+    fn learn(&mut self, answer: &HeartbeatResponse) {
+        self.period = answer
             .period
             .and_then(|p| p.to_std().ok())
             .filter(|p| !p.is_zero())
-            .unwrap_or(DEFAULT_PERIOD))
+            .unwrap_or(DEFAULT_PERIOD);
+        self.answer_every = answer.answer_every.max(1);
     }
 
-    async fn unary(&mut self) -> Result<HeartbeatResponse, Status> {
-        Ok(self
+    async fn unary(&mut self) -> Result<(), Status> {
+        let answer = self
             .client
             .heartbeat(HeartbeatRequest {
                 session_id: self.session_id.clone(),
+                sparse_answers: false,
             })
             .await?
-            .into_inner())
+            .into_inner();
+        self.learn(&answer);
+        Ok(())
     }
 
-    async fn streamed(&mut self) -> Result<HeartbeatResponse, Status> {
+    /// Answers already received on `open` (a period change, a refusal,
+    /// the end of the stream), without waiting.
+    fn take_received(&mut self, open: &mut Open) -> Result<(), Status> {
+        while let Some(next) = open.rx.message().now_or_never() {
+            match next? {
+                Some(answer) => self.learn(&answer),
+                None => return Err(ended()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn streamed(&mut self) -> Result<(), Status> {
         let request = HeartbeatRequest {
             session_id: self.session_id.clone(),
+            sparse_answers: true,
         };
         // The open call is taken out for the beat: if the beat is
-        // cancelled, the call (whose next answer would be this beat's) is
+        // cancelled, the call (whose next answer may be this beat's) is
         // dropped with it and the next beat opens a new one.
         let mut open = match self.open.take() {
-            Some(open) => {
+            Some(mut open) => {
+                self.take_received(&mut open)?;
                 open.tx
                     .send(request)
                     .await
@@ -157,17 +233,23 @@ impl Heartbeats {
                     .heartbeat_stream(ReceiverStream::new(rx))
                     .await?
                     .into_inner();
-                Open { tx, rx: answers }
+                Open {
+                    tx,
+                    rx: answers,
+                    sent: 0,
+                }
             }
         };
-        match open.rx.message().await? {
-            Some(answer) => {
-                self.open = Some(open);
-                Ok(answer)
+        let n = open.sent;
+        open.sent += 1;
+        // Beats 0, every, 2 × every, ... of the stream are answered.
+        if n.is_multiple_of(u64::from(self.answer_every)) {
+            match open.rx.message().await? {
+                Some(answer) => self.learn(&answer),
+                None => return Err(ended()),
             }
-            None => Err(Status::unavailable(
-                "the manager ended the heartbeat stream",
-            )),
         }
+        self.open = Some(open);
+        Ok(())
     }
 }

@@ -210,6 +210,9 @@ async fn session_loop(
                 let wait = period.mul_f64(rand::rng().random_range(0.7..0.9));
                 next_beat = tokio::time::Instant::now() + wait;
             }
+            // A new period, or a refusal that ended the heartbeat stream,
+            // between beats.
+            answer = heartbeats.answer() => period = answer?,
             msg = session.message() => match msg? {
                 Some(m) => apply_session_message(&m, ctx),
                 None => return Err(SessionError::Closed("session")),

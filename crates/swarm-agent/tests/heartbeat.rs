@@ -6,7 +6,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::{FutureExt, Stream, StreamExt};
@@ -29,9 +29,15 @@ struct Beats {
     /// Serve `HeartbeatStream` (else answer UNIMPLEMENTED, as an older
     /// manager does).
     streaming: bool,
+    /// Answer beats that ask for it sparsely: beats 0, n, 2n, ... of each
+    /// stream (0: every beat, as a manager from before sparse answers).
+    every: u32,
+    /// Refuse every beat from now on (the session expired).
+    refusing: Arc<AtomicBool>,
     unary: Arc<AtomicUsize>,
     streams: Arc<AtomicUsize>,
     streamed: Arc<AtomicUsize>,
+    answered: Arc<AtomicUsize>,
 }
 
 fn answer(session_id: &str) -> Result<HeartbeatResponse, Status> {
@@ -40,6 +46,7 @@ fn answer(session_id: &str) -> Result<HeartbeatResponse, Status> {
     }
     Ok(HeartbeatResponse {
         period: Some(PERIOD.into()),
+        answer_every: 0,
     })
 }
 
@@ -72,11 +79,29 @@ impl Dispatcher for Beats {
             return Err(Status::unimplemented("no streaming heartbeats here"));
         }
         self.streams.fetch_add(1, Ordering::SeqCst);
-        let streamed = self.streamed.clone();
-        Ok(Response::new(Box::pin(req.into_inner().map(move |b| {
-            streamed.fetch_add(1, Ordering::SeqCst);
-            answer(&b?.session_id)
-        }))))
+        let this = self.clone();
+        let mut n = 0u32;
+        Ok(Response::new(Box::pin(req.into_inner().filter_map(
+            move |b| {
+                this.streamed.fetch_add(1, Ordering::SeqCst);
+                let out = (|| {
+                    let b = b?;
+                    if this.refusing.load(Ordering::SeqCst) {
+                        return Err(Status::not_found("session invalid or expired"));
+                    }
+                    let mut a = answer(&b.session_id)?;
+                    let due = !b.sparse_answers || this.every <= 1 || n.is_multiple_of(this.every);
+                    n += 1;
+                    if !due {
+                        return Ok(None);
+                    }
+                    a.answer_every = this.every;
+                    this.answered.fetch_add(1, Ordering::SeqCst);
+                    Ok(Some(a))
+                })();
+                futures::future::ready(out.transpose())
+            },
+        ))))
     }
 
     async fn update_task_status(
@@ -163,4 +188,49 @@ async fn a_manager_without_the_stream_gets_unary_calls() {
     let mut wrong = Heartbeats::new(serve(Beats::default()).await, "stale".into());
     let err = wrong.beat().await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
+}
+
+/// Fails instead of hanging if a beat waits for an answer that never comes.
+async fn soon<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("no answer: the client waited for a beat the manager does not answer")
+}
+
+#[tokio::test]
+async fn with_sparse_answers_only_the_answered_beats_are_waited_for() {
+    let beats = Beats {
+        streaming: true,
+        every: 3,
+        ..Beats::default()
+    };
+    let mut hb = Heartbeats::new(serve(beats.clone()).await, SESSION.into());
+    for _ in 0..7 {
+        assert_eq!(soon(hb.beat()).await.unwrap(), PERIOD);
+    }
+    assert_eq!(beats.streams.load(Ordering::SeqCst), 1);
+    assert_eq!(beats.streamed.load(Ordering::SeqCst), 7);
+    // Beats 0, 3 and 6 of the stream.
+    assert_eq!(beats.answered.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_refusal_between_answered_beats_comes_through_answer() {
+    let beats = Beats {
+        streaming: true,
+        every: 3,
+        ..Beats::default()
+    };
+    let mut hb = Heartbeats::new(serve(beats.clone()).await, SESSION.into());
+    assert_eq!(soon(hb.beat()).await.unwrap(), PERIOD);
+    beats.refusing.store(true, Ordering::SeqCst);
+    // Beat 1 is not answered: it returns at once; the refusal that ends
+    // the stream arrives through `answer`.
+    assert_eq!(soon(hb.beat()).await.unwrap(), PERIOD);
+    let err = soon(hb.answer()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
+    // The next beat opens a new stream, and is refused there too.
+    let err = soon(hb.beat()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
+    assert_eq!(beats.streams.load(Ordering::SeqCst), 2);
 }

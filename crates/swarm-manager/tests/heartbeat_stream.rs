@@ -69,6 +69,15 @@ async fn open(
 fn beat(session_id: &str) -> HeartbeatRequest {
     HeartbeatRequest {
         session_id: session_id.into(),
+        sparse_answers: false,
+    }
+}
+
+/// A beat that asks for sparse answers.
+fn sparse(session_id: &str) -> HeartbeatRequest {
+    HeartbeatRequest {
+        session_id: session_id.into(),
+        sparse_answers: true,
     }
 }
 
@@ -160,5 +169,68 @@ async fn stream_beats_keep_the_node_ready_and_its_end_waits_for_the_grace() {
         silent + Duration::from_millis(50) >= grace,
         "marked down {silent:?} after the last beat; the grace is {grace:?}"
     );
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sparse_answers_come_every_nth_beat_and_a_refusal_still_ends_the_stream() {
+    init_logs();
+    let dir = Dir::new("hbs-sparse");
+    let m = builder(&dir.0).start().await.unwrap();
+    let every = fast_dispatcher().heartbeat_answer_every;
+    assert!(every > 1, "the default answers one beat in {every}");
+    let mut n = node(&m).await;
+    let counted = || {
+        m.dispatcher()
+            .counters()
+            .heartbeats
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = counted();
+
+    // 2 × every + 1 beats, then the agent's side ends: the answers are
+    // those of beats 0, every and 2 × every, in order, and nothing else.
+    let beats = 2 * u64::from(every) + 1;
+    let (tx, rx) = mpsc::channel(beats as usize);
+    for _ in 0..beats {
+        tx.send(sparse(&n.session_id)).await.unwrap();
+    }
+    drop(tx);
+    let mut answers = n
+        .client
+        .heartbeat_stream(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(a) = answers.message().await.unwrap() {
+        assert!(a.period.is_some());
+        got.push(a.answer_every);
+    }
+    assert_eq!(got, vec![every; 3], "answers to beats 0, n and 2n only");
+    // Every beat counted, answered or not (each pushed the deadline).
+    assert_eq!(counted() - before, beats);
+
+    // A refused beat that would not have been answered still ends the
+    // stream, with NOT_FOUND, at once.
+    let (tx, mut answers) = {
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(sparse(&n.session_id)).await.unwrap();
+        let answers = n
+            .client
+            .heartbeat_stream(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        (tx, answers)
+    };
+    answers
+        .message()
+        .await
+        .unwrap()
+        .expect("beat 0 is answered");
+    tx.send(sparse("not-a-session")).await.unwrap();
+    let err = answers.message().await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
     m.shutdown().await;
 }

@@ -4,6 +4,11 @@ use std::time::Duration;
 
 use swarm_api::defaults;
 
+/// Default of [`DispatcherConfig::heartbeat_answer_every`]: at the default
+/// 5 s period an agent hears from its manager at least every 20 s, and the
+/// manager answers a quarter of the beats it would otherwise.
+pub const HEARTBEAT_ANSWER_EVERY: u32 = 4;
+
 /// How often agents heartbeat and when they are declared down.
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {
@@ -23,6 +28,11 @@ pub struct DispatcherConfig {
     pub status_batch_limit: usize,
     /// Network state is sent to nodes at most this often.
     pub network_flush_interval: Duration,
+    /// On heartbeat streams whose agent asks for sparse answers, one beat
+    /// in this many is answered (besides the first, period changes and
+    /// refusals), so an agent learns within this many periods that its
+    /// manager stopped answering. 0 or 1: every beat is answered.
+    pub heartbeat_answer_every: u32,
 }
 
 impl Default for DispatcherConfig {
@@ -36,6 +46,7 @@ impl Default for DispatcherConfig {
             status_flush_interval: Duration::from_millis(100),
             status_batch_limit: 10_000,
             network_flush_interval: Duration::from_millis(100),
+            heartbeat_answer_every: HEARTBEAT_ANSWER_EVERY,
         }
     }
 }

@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-pub use config::DispatcherConfig;
+pub use config::{DispatcherConfig, HEARTBEAT_ANSWER_EVERY};
 
 use assignments::{AssignTx, Fanout, FanoutCmd};
 use sessions::Sessions;

@@ -245,6 +245,7 @@ impl FakeAgent {
                 let r = hb
                     .heartbeat(HeartbeatRequest {
                         session_id: sid.clone(),
+                        sparse_answers: false,
                     })
                     .await?;
                 let p = r.into_inner().period.unwrap().to_std().unwrap();
