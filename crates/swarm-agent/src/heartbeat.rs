@@ -91,11 +91,6 @@ impl std::fmt::Debug for Heartbeats {
     }
 }
 
-/// The end of the stream, as an error: the manager ended the call.
-fn ended() -> Status {
-    Status::unavailable("the manager ended the heartbeat stream")
-}
-
 impl Heartbeats {
     /// Heartbeats for `session_id`, over the streaming call (falling back
     /// to unary calls if the manager does not know it).
@@ -154,19 +149,24 @@ impl Heartbeats {
             return std::future::pending().await;
         };
         let next = open.rx.message().await;
-        match next {
-            Ok(Some(answer)) => {
+        if let Err(e) = self.take(next) {
+            self.open = None;
+            return Err(e);
+        }
+        Ok(self.period)
+    }
+
+    /// Takes one message read from the stream: an answer is learnt from;
+    /// a refusal, or the end of the stream, is an error.
+    fn take(&mut self, next: Result<Option<HeartbeatResponse>, Status>) -> Result<(), Status> {
+        match next? {
+            Some(answer) => {
                 self.learn(&answer);
-                Ok(self.period)
+                Ok(())
             }
-            Ok(None) => {
-                self.open = None;
-                Err(ended())
-            }
-            Err(s) => {
-                self.open = None;
-                Err(s)
-            }
+            None => Err(Status::unavailable(
+                "the manager ended the heartbeat stream",
+            )),
         }
     }
 
@@ -197,10 +197,7 @@ impl Heartbeats {
     /// the end of the stream), without waiting.
     fn take_received(&mut self, open: &mut Open) -> Result<(), Status> {
         while let Some(next) = open.rx.message().now_or_never() {
-            match next? {
-                Some(answer) => self.learn(&answer),
-                None => return Err(ended()),
-            }
+            self.take(next)?;
         }
         Ok(())
     }
@@ -244,10 +241,8 @@ impl Heartbeats {
         open.sent += 1;
         // Beats 0, every, 2 × every, ... of the stream are answered.
         if n.is_multiple_of(u64::from(self.answer_every)) {
-            match open.rx.message().await? {
-                Some(answer) => self.learn(&answer),
-                None => return Err(ended()),
-            }
+            let next = open.rx.message().await;
+            self.take(next)?;
         }
         self.open = Some(open);
         Ok(())

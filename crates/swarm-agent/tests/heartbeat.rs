@@ -119,6 +119,18 @@ impl Dispatcher for Beats {
     }
 }
 
+impl Beats {
+    /// A manager with the streaming call that answers one sparse beat in
+    /// `every`.
+    fn sparse(every: u32) -> Beats {
+        Beats {
+            streaming: true,
+            every,
+            ..Beats::default()
+        }
+    }
+}
+
 /// Serves `beats` on a loopback port; a client of it.
 async fn serve(beats: Beats) -> DispatcherClient<Channel> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -199,11 +211,7 @@ async fn soon<T>(f: impl std::future::Future<Output = T>) -> T {
 
 #[tokio::test]
 async fn with_sparse_answers_only_the_answered_beats_are_waited_for() {
-    let beats = Beats {
-        streaming: true,
-        every: 3,
-        ..Beats::default()
-    };
+    let beats = Beats::sparse(3);
     let mut hb = Heartbeats::new(serve(beats.clone()).await, SESSION.into());
     for _ in 0..7 {
         assert_eq!(soon(hb.beat()).await.unwrap(), PERIOD);
@@ -216,11 +224,7 @@ async fn with_sparse_answers_only_the_answered_beats_are_waited_for() {
 
 #[tokio::test]
 async fn a_refusal_between_answered_beats_comes_through_answer() {
-    let beats = Beats {
-        streaming: true,
-        every: 3,
-        ..Beats::default()
-    };
+    let beats = Beats::sparse(3);
     let mut hb = Heartbeats::new(serve(beats.clone()).await, SESSION.into());
     assert_eq!(soon(hb.beat()).await.unwrap(), PERIOD);
     beats.refusing.store(true, Ordering::SeqCst);

@@ -48,16 +48,17 @@ async fn node(m: &Manager) -> Joined {
     }
 }
 
-/// A heartbeat stream: the sender of beats and the answers.
+/// A heartbeat stream opened with the beat `first`: the sender of beats
+/// and the answers.
 async fn open(
     client: &mut DispatcherClient<Channel>,
-    first: &str,
+    first: HeartbeatRequest,
 ) -> (
     mpsc::Sender<HeartbeatRequest>,
     tonic::Streaming<HeartbeatResponse>,
 ) {
     let (tx, rx) = mpsc::channel(4);
-    tx.send(beat(first)).await.unwrap();
+    tx.send(first).await.unwrap();
     let answers = client
         .heartbeat_stream(ReceiverStream::new(rx))
         .await
@@ -94,7 +95,7 @@ async fn a_beat_for_another_session_ends_the_stream_with_not_found() {
     let mut n = node(&m).await;
 
     // The right session is answered with the period, beat after beat.
-    let (tx, mut answers) = open(&mut n.client, &n.session_id).await;
+    let (tx, mut answers) = open(&mut n.client, beat(&n.session_id)).await;
     for _ in 0..3 {
         let a = answers
             .message()
@@ -117,7 +118,7 @@ async fn a_beat_for_another_session_ends_the_stream_with_not_found() {
     assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
 
     // So does a stream whose first beat is wrong; the unary call agrees.
-    let (_tx, mut answers) = open(&mut n.client, "not-a-session").await;
+    let (_tx, mut answers) = open(&mut n.client, beat("not-a-session")).await;
     let err = answers.message().await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
     let err = n.client.heartbeat(beat("not-a-session")).await.unwrap_err();
@@ -138,7 +139,7 @@ async fn stream_beats_keep_the_node_ready_and_its_end_waits_for_the_grace() {
     .await;
 
     // Beats on one stream for several grace periods: the node stays ready.
-    let (tx, mut answers) = open(&mut n.client, &n.session_id).await;
+    let (tx, mut answers) = open(&mut n.client, beat(&n.session_id)).await;
     let until = Instant::now() + grace * 4;
     while Instant::now() < until {
         answers.message().await.unwrap().unwrap();
@@ -191,17 +192,11 @@ async fn sparse_answers_come_every_nth_beat_and_a_refusal_still_ends_the_stream(
     // 2 × every + 1 beats, then the agent's side ends: the answers are
     // those of beats 0, every and 2 × every, in order, and nothing else.
     let beats = 2 * u64::from(every) + 1;
-    let (tx, rx) = mpsc::channel(beats as usize);
-    for _ in 0..beats {
+    let (tx, mut answers) = open(&mut n.client, sparse(&n.session_id)).await;
+    for _ in 1..beats {
         tx.send(sparse(&n.session_id)).await.unwrap();
     }
     drop(tx);
-    let mut answers = n
-        .client
-        .heartbeat_stream(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
     let mut got = Vec::new();
     while let Some(a) = answers.message().await.unwrap() {
         assert!(a.period.is_some());
@@ -213,17 +208,7 @@ async fn sparse_answers_come_every_nth_beat_and_a_refusal_still_ends_the_stream(
 
     // A refused beat that would not have been answered still ends the
     // stream, with NOT_FOUND, at once.
-    let (tx, mut answers) = {
-        let (tx, rx) = mpsc::channel(4);
-        tx.send(sparse(&n.session_id)).await.unwrap();
-        let answers = n
-            .client
-            .heartbeat_stream(ReceiverStream::new(rx))
-            .await
-            .unwrap()
-            .into_inner();
-        (tx, answers)
-    };
+    let (tx, mut answers) = open(&mut n.client, sparse(&n.session_id)).await;
     answers
         .message()
         .await

@@ -1,6 +1,6 @@
 //! Heartbeats, as unary calls or as messages of one long-lived stream.
 //!
-//! Both go through [`Dispatcher::accept_beat`]: the session must be the
+//! Both go through `Dispatcher::record_beat`: the session must be the
 //! node's current one, and a beat pushes the node's deadline one grace
 //! period ahead and answers the period to wait until the next beat. On the
 //! stream, the caller's certificate is checked again on every message
@@ -34,22 +34,34 @@ pub(crate) type BeatStream =
     Pin<Box<dyn Stream<Item = Result<HeartbeatResponse, Status>> + Send + 'static>>;
 
 impl Dispatcher {
-    /// One heartbeat of `node` for `session_id`.
+    /// One heartbeat of `node` for `session_id`, and its answer.
     pub(super) fn accept_beat(
         &self,
         node: &str,
         session_id: &str,
     ) -> Result<HeartbeatResponse, Status> {
+        let period = self.record_beat(node, session_id)?;
+        Ok(self.answer(period, 0))
+    }
+
+    /// Checks and counts one heartbeat, pushing the node's deadline;
+    /// returns the period in force (before jitter).
+    fn record_beat(&self, node: &str, session_id: &str) -> Result<Duration, Status> {
         self.refuse_if_follower()?;
         let inner = &self.inner;
         inner
             .sessions
             .beat(node, session_id, Instant::now() + inner.grace())?;
         inner.counters.heartbeats.fetch_add(1, Ordering::Relaxed);
-        Ok(HeartbeatResponse {
-            period: Some(jittered(inner.period.get(), &inner.config).into()),
-            answer_every: 0,
-        })
+        Ok(inner.period.get())
+    }
+
+    /// The answer naming `period` (jittered) and the answer rate.
+    fn answer(&self, period: Duration, answer_every: u32) -> HeartbeatResponse {
+        HeartbeatResponse {
+            period: Some(jittered(period, &self.inner.config).into()),
+            answer_every,
+        }
     }
 
     /// The answers to the heartbeats `incoming` from `peer`: one each (or
@@ -66,12 +78,15 @@ impl Dispatcher {
             let answer = (|| {
                 let beat = beat?;
                 let identity = peer.check()?;
-                let mut answer = this.accept_beat(&identity.node_id, &beat.session_id)?;
+                let period = this.record_beat(&identity.node_id, &beat.session_id)?;
                 if !beat.sparse_answers {
-                    return Ok(Some(answer));
+                    return Ok(Some(this.answer(period, 0)));
                 }
-                answer.answer_every = answering.every;
-                Ok(answering.answers(this.inner.period.get()).then_some(answer))
+                // The period read once: the one answered is the one
+                // recorded as announced.
+                Ok(answering
+                    .answers(period)
+                    .then(|| this.answer(period, answering.every)))
             })();
             futures::future::ready(answer.transpose())
         }))
